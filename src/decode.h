@@ -1,0 +1,30 @@
+/*
+ * decode.h
+ *		Decoding one Kafka message (JSON text) into a raw record.
+ *
+ * The decoder is strict: a message that is not a JSON object, lacks the join
+ * key, or holds a value of the wrong type is refused with a precise error,
+ * and becomes a dead letter in the worker. Keys the record does not know are
+ * kept, as JSON text, in the record's extra. Plain C and jansson, so the
+ * decoder can be fuzzed outside the server.
+ */
+#ifndef PINPIPE_DECODE_H
+#define PINPIPE_DECODE_H
+
+#include "record.h"
+
+#define PP_ERRBUF_SIZE 256
+
+typedef struct PPRecord
+{
+	PPKind kind;
+	PPValue values[PP_MAX_FIELDS]; /* raw column order */
+	char *extra;                   /* malloc'd JSON object of unknown keys, or NULL */
+	void *root;                    /* the parsed document (json_t), owns the strings */
+} PPRecord;
+
+extern bool pp_decode(PPKind kind, const char *payload, size_t len, size_t max_len, PPRecord *rec,
+					  char *errbuf, size_t errlen);
+extern void pp_record_free(PPRecord *rec);
+
+#endif /* PINPIPE_DECODE_H */

@@ -1,0 +1,107 @@
+# test/lib.sh: shared helpers for the test, demo and benchmark drivers.
+#
+# Sourced, not run. Provides: pp_install_deps (apt packages), pp_build
+# (make && make install), pp_cluster_start / pp_cluster_stop (a throwaway
+# PostgreSQL cluster run by an unprivileged user, since PostgreSQL refuses to
+# run as root), pp_psql, and PP_* variables describing the cluster.
+
+PP_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PP_PGVERSION=${PP_PGVERSION:-15}
+PP_BIN=${PP_BIN:-/usr/lib/postgresql/$PP_PGVERSION/bin}
+PP_PACKAGES="build-essential postgresql-$PP_PGVERSION postgresql-server-dev-$PP_PGVERSION
+    librdkafka-dev libjansson-dev kcat postgresql-$PP_PGVERSION-cron"
+
+pp_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Run a command as root: directly when we are root, else through sudo.
+pp_as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Install the Debian packages the build and the tests need, if any is missing.
+pp_install_deps() {
+	local missing=()
+	for p in $PP_PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		pp_log "installing ${missing[*]}"
+		pp_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		# postgresql-common must not create its default cluster: we start our own.
+		if [ ! -e /etc/postgresql-common/createcluster.conf ] ||
+			! grep -q '^create_main_cluster = false' /etc/postgresql-common/createcluster.conf; then
+			pp_as_root mkdir -p /etc/postgresql-common/createcluster.d
+			echo 'create_main_cluster = false' |
+				pp_as_root tee /etc/postgresql-common/createcluster.d/pinpipe.conf >/dev/null
+		fi
+		pp_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+}
+
+# Build and install the extension and its tools.
+pp_build() {
+	(cd "$PP_TOP" && make -s -j2 "$@" >/dev/null && pp_as_root make -s install "$@" >/dev/null)
+}
+
+# The unprivileged user that runs the server when we are root.
+pp_server_user() {
+	if [ "$(id -u)" = 0 ]; then
+		id pinpipe >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin pinpipe
+		echo pinpipe
+	else
+		id -un
+	fi
+}
+
+pp_as_server() {
+	if [ "$(id -u)" = 0 ]; then runuser -u "$PP_SERVER_USER" -- "$@"; else "$@"; fi
+}
+
+# A free TCP port on loopback, from a starting point.
+pp_free_port() {
+	local port=${1:-55432}
+	while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+	echo "$port"
+}
+
+# Start a throwaway cluster. Extra postgresql.conf lines come on stdin (may be empty).
+# Sets PP_PGDATA, PGHOST, PGPORT, PGUSER, PGDATABASE.
+pp_cluster_start() {
+	local extra_conf
+	extra_conf=$(cat)
+	PP_SERVER_USER=$(pp_server_user)
+	PP_WORK=${PP_WORK:-$(mktemp -d /tmp/pinpipe.XXXXXX)}
+	chmod 755 "$PP_WORK"
+	chown "$PP_SERVER_USER" "$PP_WORK" 2>/dev/null || true
+	PP_PGDATA=$PP_WORK/pgdata
+	PGPORT=$(pp_free_port "${PGPORT:-55432}")
+	pp_as_server "$PP_BIN/initdb" -D "$PP_PGDATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+		>"$PP_WORK/initdb.log" 2>&1 || { cat "$PP_WORK/initdb.log" >&2; return 1; }
+	cat >>"$PP_PGDATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$PP_WORK'
+shared_preload_libraries = 'pinpipe'
+max_worker_processes = 16
+log_line_prefix = '%m [%p] %q%a '
+$extra_conf
+CONF
+	pp_as_server "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 60 start >/dev/null ||
+		{ cat "$PP_WORK/server.log" >&2; return 1; }
+	export PGHOST=$PP_WORK PGPORT PGUSER=postgres PGDATABASE=postgres
+	export PP_WORK PP_PGDATA PP_SERVER_USER
+}
+
+pp_cluster_ctl() {
+	pp_as_server "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 120 "$@" >/dev/null
+}
+
+pp_cluster_stop() {
+	[ -n "${PP_PGDATA:-}" ] && [ -d "$PP_PGDATA" ] || return 0
+	pp_as_server "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+pp_psql() {
+	psql -X -q -v ON_ERROR_STOP=1 -At "$@"
+}
