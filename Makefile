@@ -1,7 +1,8 @@
 # pinpipe: PGXS build of the extension, its tools and its tests.
 EXTENSION = pinpipe
 MODULE_big = pinpipe
-OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/clean.o
+OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/clean.o \
+	src/status.o src/kafka.o src/sink.o src/worker.o
 DATA = $(wildcard pinpipe--*.sql)
 PGFILEDESC = "pinpipe - Kafka topics to cleaned tables"
 
@@ -13,13 +14,37 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 	-Wno-sign-compare
 SHLIB_LINK = -lrdkafka -ljansson
 
+# Command-line tools (src/bin), installed beside pg_config's bindir.
+TOOLS = src/bin/pinpipe-broker src/bin/pinpipe-emulate
+SCRIPTS_built = $(TOOLS)
+EXTRA_CLEAN = $(TOOLS) results regression.diffs regression.out
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Sample data (the emulator's source tables), installed to share/pinpipe.
+PP_DATADIR = $(datadir)/pinpipe
+TOOL_CFLAGS = -O2 -g -Wall -Wextra -Werror -std=gnu11 -Isrc -DPP_DATADIR='"$(PP_DATADIR)"'
+
+all: $(TOOLS)
+
+src/bin/pinpipe-broker: src/bin/pinpipe-broker.c
+	$(CC) $(TOOL_CFLAGS) -o $@ $< -lrdkafka
+
+src/bin/pinpipe-emulate: src/bin/pinpipe-emulate.c
+	$(CC) $(TOOL_CFLAGS) -o $@ $< -lrdkafka -ljansson -lm
+
+install: install-pinpipe-data
+.PHONY: install-pinpipe-data
+install-pinpipe-data:
+	$(MKDIR_P) '$(DESTDIR)$(PP_DATADIR)'
+	$(INSTALL_DATA) data/pin.jsonl data/geo.jsonl data/user.jsonl '$(DESTDIR)$(PP_DATADIR)/'
+
 .PHONY: format format-check
+FORMAT_FILES = $(wildcard src/*.c src/*.h src/bin/*.c test/fuzz/*.c test/tools/*.c)
 format:
-	clang-format -i src/*.c src/*.h
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.h
+	clang-format --dry-run --Werror $(FORMAT_FILES)

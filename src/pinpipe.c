@@ -1,28 +1,120 @@
 /*
  * pinpipe.c
  *		Module entry point: defines the settings and, when the library is
- *		preloaded, registers the background worker.
+ *		preloaded, reserves shared memory and registers the workers.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "kafka.h"
 #include "pinpipe.h"
+#include "status.h"
 
 PG_MODULE_MAGIC;
 
+char *pinpipe_brokers = NULL;
+char *pinpipe_topic_prefix = NULL;
+char *pinpipe_database = NULL;
+int pinpipe_batch_size = 10000;
+int pinpipe_batch_timeout = 100;
+int pinpipe_start_offset = PP_START_EARLIEST;
+char *pinpipe_kafka_config = NULL;
 int pinpipe_max_message_bytes = 1048576;
+int pinpipe_workers = 1;
+
+static const struct config_enum_entry start_offset_options[] = {
+	{ "earliest", PP_START_EARLIEST, false },
+	{ "latest", PP_START_LATEST, false },
+	{ NULL, 0, false },
+};
+
+/* Topic prefixes become topic names: keep them to Kafka's legal characters. */
+static bool
+check_topic_prefix(char **newval, void **extra, GucSource source)
+{
+	for (const char *p = *newval; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			  *p == '.' || *p == '_' || *p == '-'))
+		{
+			GUC_check_errdetail("A topic prefix may hold only ASCII letters, digits, '.', '_' "
+								"and '-'.");
+			return false;
+		}
+	}
+	if (**newval == '\0' || strlen(*newval) > 200)
+	{
+		GUC_check_errdetail("A topic prefix must have 1 to 200 characters.");
+		return false;
+	}
+	return true;
+}
 
 /* Define the pinpipe.* settings. */
 static void
 define_settings(void)
 {
+	DefineCustomStringVariable(
+		"pinpipe.brokers", "Kafka bootstrap servers the worker consumes from (host:port,...).",
+		"Empty means the worker idles.", &pinpipe_brokers, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pinpipe.topic_prefix",
+							   "Prefix of the topics consumed: <prefix>.pin, <prefix>.geo and "
+							   "<prefix>.user.",
+							   NULL, &pinpipe_topic_prefix, "pinterest", PGC_SIGHUP, 0,
+							   check_topic_prefix, NULL, NULL);
+	DefineCustomStringVariable("pinpipe.database", "Database the worker writes to.",
+							   "It must have the pinpipe extension.", &pinpipe_database, "postgres",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pinpipe.batch_size", "Most messages written in one transaction.", NULL,
+							&pinpipe_batch_size, 10000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL,
+							NULL);
+	DefineCustomIntVariable(
+		"pinpipe.batch_timeout", "Longest wait for a batch to fill before it is written.", NULL,
+		&pinpipe_batch_timeout, 100, 1, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomEnumVariable("pinpipe.start_offset",
+							 "Where a partition with no stored offset starts: earliest or latest.",
+							 NULL, &pinpipe_start_offset, PP_START_EARLIEST, start_offset_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable(
+		"pinpipe.kafka_config",
+		"librdkafka settings passed through to the consumer (key=value,key=value).",
+		"For SASL and SSL. A comma inside a value is written \\,. Visible to superusers only.",
+		&pinpipe_kafka_config, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, pp_check_kafka_config, NULL,
+		NULL);
 	DefineCustomIntVariable("pinpipe.max_message_bytes",
 							"Largest message the worker accepts; larger ones become dead letters.",
 							NULL, &pinpipe_max_message_bytes, 1048576, 1, MaxAllocSize / 2,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"pinpipe.workers", "Number of consumer workers; each takes a share of the partitions.",
+		NULL, &pinpipe_workers, 1, 0, PP_MAX_WORKERS, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+}
+
+/* Register the consumer workers (only when preloaded). */
+static void
+register_workers(void)
+{
+	for (int i = 0; i < pinpipe_workers; i++)
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = 5;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "pinpipe");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "pinpipe_worker_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "pinpipe worker %d", i);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "pinpipe worker");
+		worker.bgw_main_arg = Int32GetDatum(i);
+		worker.bgw_notify_pid = 0;
+		RegisterBackgroundWorker(&worker);
+	}
 }
 
 void
@@ -34,4 +126,8 @@ _PG_init(void)
 #else
 	EmitWarningsOnPlaceholders("pinpipe");
 #endif
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	pp_status_init();
+	register_workers();
 }

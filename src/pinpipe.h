@@ -5,8 +5,23 @@
 #ifndef PINPIPE_H
 #define PINPIPE_H
 
-/* settings (pinpipe.c) */
+/* pinpipe.start_offset values */
+typedef enum PPStartOffset
+{
+	PP_START_EARLIEST,
+	PP_START_LATEST
+} PPStartOffset;
+
+/* settings (pinpipe.c); see the README's settings table */
+extern char *pinpipe_brokers;
+extern char *pinpipe_topic_prefix;
+extern char *pinpipe_database;
+extern int pinpipe_batch_size;
+extern int pinpipe_batch_timeout;
+extern int pinpipe_start_offset;
+extern char *pinpipe_kafka_config;
 extern int pinpipe_max_message_bytes;
+extern int pinpipe_workers;
 
 extern void _PG_init(void);
 

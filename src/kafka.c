@@ -1,0 +1,244 @@
+/*
+ * kafka.c
+ *		librdkafka setup for the worker (see kafka.h).
+ *
+ * librdkafka runs its own threads, and PostgreSQL's elog is not thread-safe:
+ * logs and errors are queued (log.queue=true) and forwarded from the worker's
+ * own thread by pp_kafka_poll_events().
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+
+#include "kafka.h"
+#include "status.h"
+
+/* The worker whose consumer this is, for error reports. */
+static int current_worker = 0;
+
+/* True for keys whose values are secrets: they never appear in messages. */
+static bool
+is_secret_key(const char *key)
+{
+	return strstr(key, "password") != NULL || strstr(key, "secret") != NULL ||
+		   strstr(key, "jaas") != NULL || strstr(key, "token") != NULL ||
+		   strstr(key, ".pem") != NULL || strstr(key, "key") != NULL;
+}
+
+typedef bool (*ConfigItemFn)(const char *key, const char *value, void *arg);
+
+/*
+ * Split "k=v,k=v" (a comma inside a value written as \,) and call fn for
+ * each pair. Returns false, with *bad naming the problem, on a syntax error.
+ */
+static bool
+parse_kafka_config(const char *config, ConfigItemFn fn, void *arg, const char **bad)
+{
+	StringInfoData item;
+	const char *p = config;
+
+	initStringInfo(&item);
+	*bad = NULL;
+	for (;;)
+	{
+		char *eq;
+		char *key;
+		char *value;
+		char *end;
+
+		resetStringInfo(&item);
+		while (*p && *p != ',')
+		{
+			if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
+				p++;
+			appendStringInfoChar(&item, *p++);
+		}
+		key = item.data;
+		while (*key == ' ' || *key == '\t')
+			key++;
+		if (*key != '\0')
+		{
+			eq = strchr(key, '=');
+			if (eq == NULL || eq == key)
+			{
+				*bad = "Each item must have the form key=value.";
+				return false;
+			}
+			*eq = '\0';
+			value = eq + 1;
+			for (end = eq; end > key && (end[-1] == ' ' || end[-1] == '\t'); end--)
+				end[-1] = '\0';
+			while (*value == ' ' || *value == '\t')
+				value++;
+			for (end = value + strlen(value); end > value && (end[-1] == ' ' || end[-1] == '\t');
+				 end--)
+				end[-1] = '\0';
+			if (!fn(key, value, arg))
+				return false;
+		}
+		if (*p == '\0')
+			break;
+		p++;
+	}
+	pfree(item.data);
+	return true;
+}
+
+typedef struct ConfSetArg
+{
+	rd_kafka_conf_t *conf;
+	char errbuf[512];
+	char key[128];
+} ConfSetArg;
+
+static bool
+conf_set_item(const char *key, const char *value, void *arg)
+{
+	ConfSetArg *a = arg;
+	char errstr[256];
+
+	if (rd_kafka_conf_set(a->conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		strlcpy(a->key, key, sizeof(a->key));
+		if (is_secret_key(key))
+			snprintf(a->errbuf, sizeof(a->errbuf), "librdkafka refused the value of \"%s\".", key);
+		else
+			snprintf(a->errbuf, sizeof(a->errbuf), "librdkafka refused \"%s\": %s", key, errstr);
+		return false;
+	}
+	return true;
+}
+
+/* Apply config to conf; false with a message (never a secret) on failure. */
+static bool
+apply_kafka_config(rd_kafka_conf_t *conf, const char *config, char *errbuf, size_t errlen)
+{
+	ConfSetArg arg;
+	const char *bad;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.conf = conf;
+	if (!parse_kafka_config(config, conf_set_item, &arg, &bad))
+	{
+		strlcpy(errbuf, bad != NULL ? bad : arg.errbuf, errlen);
+		return false;
+	}
+	return true;
+}
+
+/* GUC check hook of pinpipe.kafka_config: every key and value must be accepted. */
+bool
+pp_check_kafka_config(char **newval, void **extra, GucSource source)
+{
+	rd_kafka_conf_t *conf;
+	char errbuf[512];
+	bool ok;
+
+	if (*newval == NULL || **newval == '\0')
+		return true;
+	conf = rd_kafka_conf_new();
+	ok = apply_kafka_config(conf, *newval, errbuf, sizeof(errbuf));
+	rd_kafka_conf_destroy(conf);
+	if (!ok)
+		GUC_check_errdetail("%s", errbuf);
+	return ok;
+}
+
+static void
+set_default(rd_kafka_conf_t *conf, const char *key, const char *value)
+{
+	char errstr[256];
+
+	if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		elog(ERROR, "librdkafka refused default \"%s\": %s", key, errstr);
+}
+
+/* Forward librdkafka's log lines (called from pp_kafka_poll_events). */
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	int elevel = level <= 4 ? LOG : level <= 6 ? DEBUG1 : DEBUG2;
+
+	ereport(elevel, (errmsg_internal("librdkafka %s: %s", fac, buf)));
+}
+
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	ereport(LOG, (errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason)));
+	pp_set_error(current_worker, "Kafka: %s", reason);
+}
+
+/*
+ * Create the consumer for worker `worker`: pinpipe's defaults, then the
+ * user's pass-through settings, which win.
+ */
+rd_kafka_t *
+pp_kafka_consumer(const char *brokers, const char *config, int worker)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char errbuf[512];
+	char client_id[64];
+	rd_kafka_t *rk;
+
+	current_worker = worker;
+	snprintf(client_id, sizeof(client_id), "pinpipe-%d", worker);
+	set_default(conf, "bootstrap.servers", brokers);
+	set_default(conf, "client.id", client_id);
+	set_default(conf, "group.id", "pinpipe");
+	set_default(conf, "enable.auto.commit", "false");
+	set_default(conf, "enable.auto.offset.store", "false");
+	set_default(conf, "auto.offset.reset", "error");
+	set_default(conf, "enable.partition.eof", "false");
+	set_default(conf, "fetch.wait.max.ms", "50");
+	set_default(conf, "queued.max.messages.kbytes", "32768");
+	set_default(conf, "log.queue", "true");
+	if (!apply_kafka_config(conf, config, errbuf, sizeof(errbuf)))
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid pinpipe.kafka_config"), errdetail("%s", errbuf)));
+	}
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf));
+	if (rk == NULL)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not create the Kafka consumer: %s", errbuf)));
+	/* logs to the main queue, served by rd_kafka_poll() in our thread */
+	rd_kafka_set_log_queue(rk, NULL);
+	return rk;
+}
+
+/* Serve queued logs, errors and commit results, without blocking. */
+void
+pp_kafka_poll_events(rd_kafka_t *rk)
+{
+	rd_kafka_poll(rk, 0);
+}
+
+/*
+ * Number of partitions of topic, or -1 with *err set (e.g. the topic does
+ * not exist, or no broker answered within timeout_ms).
+ */
+int
+pp_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
+						 rd_kafka_resp_err_t *err)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	int count = -1;
+
+	*err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+	if (*err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			count = md->topics[0].partition_cnt;
+		else
+			*err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+		rd_kafka_metadata_destroy(md);
+	}
+	rd_kafka_topic_destroy(rkt);
+	return count;
+}

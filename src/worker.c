@@ -1,0 +1,856 @@
+/*
+ * worker.c
+ *		The background worker: consumes <prefix>.pin, <prefix>.geo and
+ *		<prefix>.user and writes each batch, with its offsets, in one
+ *		transaction (sink.c).
+ *
+ * Offsets live in pinpipe.offsets, not in the broker: on every start, and
+ * after any failed batch, the worker assigns its partitions from the stored
+ * offsets (an assign-based consumer, no group rebalancing). Offsets are also
+ * committed to the broker after each batch, for Kafka tools to show, but
+ * never read back. Worker i of pinpipe.workers takes the partitions p with
+ * p % pinpipe.workers = i.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "kafka.h"
+#include "pinpipe.h"
+#include "sink.h"
+#include "status.h"
+
+PGDLLEXPORT void pinpipe_worker_main(Datum main_arg);
+
+#define METADATA_INTERVAL_MS 10000
+#define WATERMARK_TIMEOUT_MS 5000
+
+typedef struct PartState
+{
+	int32 partition;
+	int64 next_offset; /* the next offset to store; -1 unknown */
+} PartState;
+
+typedef struct TopicState
+{
+	char name[256];
+	int npartitions; /* partitions the topic has (all workers) */
+	int nmine;
+	PartState *mine; /* the partitions this worker consumes */
+	bool available;
+} TopicState;
+
+/* A partition whose stored offset the broker no longer has. */
+typedef struct PendingReset
+{
+	PPKind kind;
+	int32 partition;
+} PendingReset;
+
+static int worker_id;
+static char *connected_database;
+static rd_kafka_t *rk = NULL;
+static rd_kafka_queue_t *rkqu = NULL;
+static char *consumer_brokers;
+static char *consumer_prefix;
+static char *consumer_config;
+static TopicState topics[PP_NKINDS];
+static bool need_assign = true;
+static bool partitions_paused = false;
+static TimestampTz last_metadata = 0;
+static MemoryContext worker_cxt;
+static MemoryContext batch_cxt;
+
+/* The batch being written, so that an error can release it. */
+static rd_kafka_message_t **batch_msgs;
+static int batch_n = 0;
+static PPMessage *batch_pp;
+static int batch_pp_n = 0;
+static int batch_capacity = 0;
+static PendingReset *resets;
+static int nresets = 0;
+
+/* Make room for a batch of pinpipe.batch_size messages. */
+static void
+ensure_batch_capacity(void)
+{
+	if (batch_capacity >= pinpipe_batch_size)
+		return;
+	if (batch_capacity > 0)
+	{
+		pfree(batch_msgs);
+		pfree(batch_pp);
+	}
+	batch_msgs = MemoryContextAlloc(worker_cxt, sizeof(rd_kafka_message_t *) * pinpipe_batch_size);
+	batch_pp = MemoryContextAlloc(worker_cxt, sizeof(PPMessage) * pinpipe_batch_size);
+	batch_capacity = pinpipe_batch_size;
+}
+
+/* Start a transaction; finish_xact() returns to the batch memory context. */
+static void
+begin_xact(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(batch_cxt);
+}
+
+static void
+finish_xact(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(batch_cxt);
+}
+
+static void
+clear_slot(int code, Datum arg)
+{
+	PPWorkerStatus *w = &pp_shared->workers[worker_id];
+
+	SpinLockAcquire(&w->mutex);
+	w->pid = 0;
+	w->latch = NULL;
+	SpinLockRelease(&w->mutex);
+}
+
+static void
+release_batch(void)
+{
+	pp_sink_release(batch_pp, batch_pp_n);
+	batch_pp_n = 0;
+	for (int i = 0; i < batch_n; i++)
+		rd_kafka_message_destroy(batch_msgs[i]);
+	batch_n = 0;
+	MemoryContextReset(batch_cxt);
+}
+
+static void
+destroy_consumer(void)
+{
+	if (rkqu != NULL)
+		rd_kafka_queue_destroy(rkqu);
+	rkqu = NULL;
+	if (rk != NULL)
+	{
+		release_batch();
+		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	rk = NULL;
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		topics[k].npartitions = 0;
+		topics[k].nmine = 0;
+		topics[k].available = false;
+	}
+	need_assign = true;
+	partitions_paused = false;
+	last_metadata = 0;
+}
+
+/* Mirror the topic and partition state into shared memory. */
+static void
+publish_partitions(void)
+{
+	PPWorkerStatus *w = &pp_shared->workers[worker_id];
+
+	SpinLockAcquire(&w->mutex);
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		PPTopicStatus *t = &w->topics[k];
+		TopicState *ts = &topics[k];
+
+		strlcpy(t->topic, rk != NULL ? ts->name : "", sizeof(t->topic));
+		t->npartitions = Min(rk != NULL ? ts->nmine : 0, PP_MAX_PARTITIONS);
+		for (int p = 0; p < t->npartitions; p++)
+		{
+			int64 lo = -1;
+			int64 hi = -1;
+
+			t->partition[p] = ts->mine[p].partition;
+			t->next_offset[p] = ts->mine[p].next_offset;
+			if (rd_kafka_get_watermark_offsets(rk, ts->name, ts->mine[p].partition, &lo, &hi) !=
+					RD_KAFKA_RESP_ERR_NO_ERROR ||
+				hi < 0)
+				hi = -1;
+			t->high_watermark[p] = hi;
+		}
+	}
+	SpinLockRelease(&w->mutex);
+}
+
+/* Wait on the latch, serving Kafka events, for at most timeout_ms. */
+static void
+wait_a_while(long timeout_ms)
+{
+	if (rk != NULL)
+		pp_kafka_poll_events(rk);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
+					 PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Apply a reload: a new database needs a restart, a new source a new consumer. */
+static void
+handle_reload(void)
+{
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	if (strcmp(pinpipe_database, connected_database) != 0)
+	{
+		ereport(LOG, (errmsg("pinpipe worker %d: pinpipe.database changed from \"%s\" to \"%s\", "
+							 "restarting",
+							 worker_id, connected_database, pinpipe_database)));
+		proc_exit(1);
+	}
+	if (rk != NULL && (strcmp(consumer_brokers, pinpipe_brokers) != 0 ||
+					   strcmp(consumer_prefix, pinpipe_topic_prefix) != 0 ||
+					   strcmp(consumer_config, pinpipe_kafka_config) != 0))
+	{
+		ereport(LOG, (errmsg("pinpipe worker %d: Kafka settings changed, reconnecting to \"%s\" "
+							 "for topics with prefix \"%s\"",
+							 worker_id, pinpipe_brokers, pinpipe_topic_prefix)));
+		destroy_consumer();
+	}
+}
+
+/* Is the extension installed in our database? (Checked in a transaction.) */
+static bool
+extension_ready(void)
+{
+	bool ready;
+
+	begin_xact();
+	ready = OidIsValid(get_extension_oid("pinpipe", true));
+	finish_xact();
+	return ready;
+}
+
+static void
+create_consumer(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+
+	rk = pp_kafka_consumer(pinpipe_brokers, pinpipe_kafka_config, worker_id);
+	consumer_brokers = pstrdup(pinpipe_brokers);
+	consumer_prefix = pstrdup(pinpipe_topic_prefix);
+	consumer_config = pstrdup(pinpipe_kafka_config);
+	for (int k = 0; k < PP_NKINDS; k++)
+		snprintf(topics[k].name, sizeof(topics[k].name), "%s.%s", pinpipe_topic_prefix,
+				 pp_kind_name((PPKind) k));
+	MemoryContextSwitchTo(old);
+	ereport(LOG, (errmsg("pinpipe worker %d: consuming %s, %s and %s from %s", worker_id,
+						 topics[PP_PIN].name, topics[PP_GEO].name, topics[PP_USER].name,
+						 pinpipe_brokers)));
+}
+
+/* Ask the broker how many partitions each topic has; reassign if that changed. */
+static void
+refresh_metadata(void)
+{
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		TopicState *t = &topics[k];
+		rd_kafka_resp_err_t err;
+		int count = pp_kafka_partition_count(rk, t->name, 1000, &err);
+
+		if (count < 0)
+		{
+			if (t->available || last_metadata == 0)
+			{
+				ereport(LOG, (errmsg("pinpipe worker %d: topic \"%s\" is not available: %s",
+									 worker_id, t->name, rd_kafka_err2str(err)),
+							  errhint("The worker goes on with the other topics and retries.")));
+				pp_set_error(worker_id, "topic \"%s\" is not available: %s", t->name,
+							 rd_kafka_err2str(err));
+			}
+			t->available = false;
+			continue;
+		}
+		if (!t->available || count != t->npartitions)
+		{
+			if (t->npartitions != 0 && count != t->npartitions)
+				ereport(LOG, (errmsg("pinpipe worker %d: topic \"%s\" now has %d partitions "
+									 "(it had %d)",
+									 worker_id, t->name, count, t->npartitions)));
+			t->npartitions = count;
+			need_assign = true;
+		}
+		t->available = true;
+	}
+	last_metadata = GetCurrentTimestamp();
+}
+
+/* Read the stored next offsets of a topic into t->mine (-1 where none). */
+static void
+load_offsets(TopicState *t)
+{
+	Datum arg = CStringGetTextDatum(t->name);
+	Oid argtype = TEXTOID;
+	int rc;
+
+	rc = SPI_execute_with_args("SELECT kafka_partition, next_offset FROM pinpipe.offsets "
+							   "WHERE topic = $1",
+							   1, &argtype, &arg, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pinpipe: reading offsets failed: %s", SPI_result_code_string(rc));
+	for (int p = 0; p < t->nmine; p++)
+		t->mine[p].next_offset = -1;
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool isnull;
+		int32 partition =
+			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		int64 next =
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+
+		for (int p = 0; p < t->nmine; p++)
+		{
+			if (t->mine[p].partition == partition)
+				t->mine[p].next_offset = next;
+		}
+	}
+}
+
+/*
+ * Assign this worker's partitions from the stored offsets. A partition with
+ * none starts at pinpipe.start_offset, resolved to a number and stored first,
+ * so a restart cannot move it.
+ */
+static void
+assign_partitions(void)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+	PPOffset *resolved = NULL;
+	int nresolved = 0;
+	rd_kafka_resp_err_t err;
+
+	begin_xact();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		TopicState *t = &topics[k];
+		int n = 0;
+
+		if (!t->available)
+		{
+			t->nmine = 0;
+			continue;
+		}
+		if (t->mine != NULL)
+			pfree(t->mine);
+		t->mine = MemoryContextAlloc(worker_cxt, sizeof(PartState) * Max(t->npartitions, 1));
+		for (int p = 0; p < t->npartitions; p++)
+		{
+			if (p % pinpipe_workers == worker_id)
+				t->mine[n++].partition = p;
+		}
+		t->nmine = n;
+		load_offsets(t);
+	}
+	SPI_finish();
+
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		TopicState *t = &topics[k];
+
+		for (int p = 0; p < t->nmine; p++)
+		{
+			PartState *ps = &t->mine[p];
+
+			if (ps->next_offset < 0)
+			{
+				int64 lo, hi;
+
+				err = rd_kafka_query_watermark_offsets(rk, t->name, ps->partition, &lo, &hi,
+													   WATERMARK_TIMEOUT_MS);
+				if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+					ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+									errmsg("could not read the offsets of %s partition %d: %s",
+										   t->name, ps->partition, rd_kafka_err2str(err))));
+				ps->next_offset = pinpipe_start_offset == PP_START_LATEST ? hi : lo;
+				if (resolved == NULL)
+					resolved = palloc(sizeof(PPOffset) * 3 * 1024);
+				if (nresolved < 3 * 1024)
+				{
+					resolved[nresolved].topic = t->name;
+					resolved[nresolved].partition = ps->partition;
+					resolved[nresolved].next_offset = ps->next_offset;
+					nresolved++;
+				}
+				ereport(LOG,
+						(errmsg("pinpipe worker %d: %s partition %d has no stored offset, "
+								"starting at %s offset " INT64_FORMAT,
+								worker_id, t->name, ps->partition,
+								pinpipe_start_offset == PP_START_LATEST ? "latest" : "earliest",
+								ps->next_offset)));
+			}
+			rd_kafka_topic_partition_list_add(list, t->name, ps->partition)->offset =
+				ps->next_offset;
+		}
+	}
+	if (nresolved > 0)
+		pp_store_offsets(resolved, nresolved);
+	finish_xact();
+
+	err = rd_kafka_assign(rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not assign the Kafka partitions: %s", rd_kafka_err2str(err))));
+	if (rkqu == NULL)
+		rkqu = rd_kafka_queue_get_consumer(rk);
+	need_assign = false;
+	partitions_paused = false;
+	publish_partitions();
+}
+
+static PartState *
+find_part(PPKind kind, int32 partition)
+{
+	TopicState *t = &topics[kind];
+
+	for (int p = 0; p < t->nmine; p++)
+	{
+		if (t->mine[p].partition == partition)
+			return &t->mine[p];
+	}
+	return NULL;
+}
+
+static bool
+kind_of_topic(const char *name, PPKind *kind)
+{
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		if (strcmp(topics[k].name, name) == 0)
+		{
+			*kind = (PPKind) k;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A consumer error: an offset the broker no longer has, or something to report. */
+static void
+handle_consumer_error(rd_kafka_message_t *m)
+{
+	PPKind kind;
+	const char *topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : "";
+
+	if ((m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+		 m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
+		kind_of_topic(topic, &kind))
+	{
+		for (int i = 0; i < nresets; i++)
+		{
+			if (resets[i].kind == kind && resets[i].partition == m->partition)
+				return;
+		}
+		if (nresets < 3 * 1024)
+		{
+			resets[nresets].kind = kind;
+			resets[nresets].partition = m->partition;
+			nresets++;
+		}
+		return;
+	}
+	ereport(LOG, (errmsg("pinpipe worker %d: consumer error on %s partition %d: %s", worker_id,
+						 topic, m->partition, rd_kafka_message_errstr(m))));
+	pp_set_error(worker_id, "%s partition %d: %s", topic, m->partition, rd_kafka_message_errstr(m));
+}
+
+/*
+ * Resume partitions whose stored offset is out of the broker's range. When
+ * retention deleted messages before they were read, the gap is recorded in
+ * pinpipe.offset_gaps (with the new offset, in one transaction) and logged:
+ * nothing is skipped silently.
+ */
+static void
+handle_offset_resets(void)
+{
+	for (int i = 0; i < nresets; i++)
+	{
+		TopicState *t = &topics[resets[i].kind];
+		PartState *ps = find_part(resets[i].kind, resets[i].partition);
+		int64 lo, hi, lost;
+		const char *reason;
+		rd_kafka_resp_err_t err;
+		PPOffset off;
+		Datum args[6];
+		Oid types[6] = { TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID };
+
+		if (ps == NULL)
+			continue;
+		err = rd_kafka_query_watermark_offsets(rk, t->name, ps->partition, &lo, &hi,
+											   WATERMARK_TIMEOUT_MS);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+							errmsg("could not read the offsets of %s partition %d: %s", t->name,
+								   ps->partition, rd_kafka_err2str(err))));
+		if (ps->next_offset >= lo && ps->next_offset <= hi)
+			continue; /* in range again: just reassign */
+		lost = ps->next_offset < lo ? lo - ps->next_offset : 0;
+		reason = ps->next_offset < lo
+					 ? "deleted by retention before they were read"
+					 : "stored offset is beyond the end of the partition (was the topic "
+					   "recreated?)";
+
+		begin_xact();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		args[0] = CStringGetTextDatum(t->name);
+		args[1] = Int32GetDatum(ps->partition);
+		args[2] = Int64GetDatum(ps->next_offset);
+		args[3] = Int64GetDatum(lo);
+		args[4] = Int64GetDatum(lost);
+		args[5] = CStringGetTextDatum(reason);
+		if (SPI_execute_with_args("INSERT INTO pinpipe.offset_gaps (topic, kafka_partition, "
+								  "expected_offset, resumed_offset, lost_messages, reason) "
+								  "VALUES ($1, $2, $3, $4, $5, $6)",
+								  6, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "pinpipe: recording an offset gap failed");
+		SPI_finish();
+		off.topic = t->name;
+		off.partition = ps->partition;
+		off.next_offset = lo;
+		pp_store_offsets(&off, 1);
+		finish_xact();
+
+		ereport(
+			WARNING,
+			(errmsg("pinpipe worker %d: " INT64_FORMAT " messages of %s partition %d were "
+					"lost: %s",
+					worker_id, lost, t->name, ps->partition, reason),
+			 errdetail("The worker expected offset " INT64_FORMAT " but the partition holds "
+					   "offsets " INT64_FORMAT " to " INT64_FORMAT "; it resumes at " INT64_FORMAT
+					   ". The gap is recorded in pinpipe.offset_gaps.",
+					   ps->next_offset, lo, hi, lo)));
+		pp_set_error(worker_id, INT64_FORMAT " messages of %s partition %d lost: %s", lost, t->name,
+					 ps->partition, reason);
+		{
+			PPWorkerStatus *w = &pp_shared->workers[worker_id];
+
+			SpinLockAcquire(&w->mutex);
+			w->topics[resets[i].kind].lost_messages += lost;
+			SpinLockRelease(&w->mutex);
+		}
+		ps->next_offset = lo;
+	}
+	nresets = 0;
+	need_assign = true;
+}
+
+/* Collect up to pinpipe.batch_size messages within pinpipe.batch_timeout. */
+static void
+collect_batch(void)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	int limit = pinpipe_batch_size;
+
+	while (batch_n < limit && nresets == 0)
+	{
+		long elapsed = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+		long remaining = pinpipe_batch_timeout - elapsed;
+		ssize_t got;
+
+		if (remaining <= 0)
+			break;
+		got = rd_kafka_consume_batch_queue(rkqu, (int) Min(remaining, 100), &batch_msgs[batch_n],
+										   (size_t) (limit - batch_n));
+		if (got < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not consume: %s", rd_kafka_err2str(rd_kafka_last_error()))));
+		for (ssize_t i = 0; i < got; i++)
+		{
+			rd_kafka_message_t *m = batch_msgs[batch_n];
+
+			if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				handle_consumer_error(m);
+				rd_kafka_message_destroy(m);
+				memmove(&batch_msgs[batch_n], &batch_msgs[batch_n + 1],
+						sizeof(rd_kafka_message_t *) * (got - i - 1));
+				continue;
+			}
+			batch_n++;
+		}
+		pp_kafka_poll_events(rk);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending || pp_is_paused())
+			break;
+		if (batch_n == 0 && elapsed >= 100)
+			break; /* idle: back to the main loop now and then */
+	}
+}
+
+/* Turn a Kafka timestamp (ms since 1970) into a timestamptz. */
+static TimestampTz
+kafka_time(int64 ms)
+{
+	return (TimestampTz) (ms * 1000) -
+		   (TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
+/* Write the collected batch and its offsets in one transaction. */
+static void
+write_batch(void)
+{
+	PPOffset *offsets = palloc(sizeof(PPOffset) * batch_n);
+	PartState **parts = palloc(sizeof(PartState *) * batch_n);
+	int noffsets = 0;
+	const char *names[PP_NKINDS];
+	PPSinkResult result;
+	rd_kafka_topic_partition_list_t *commit;
+	TimestampTz now;
+
+	batch_pp_n = 0;
+	for (int i = 0; i < batch_n; i++)
+	{
+		rd_kafka_message_t *m = batch_msgs[i];
+		PPMessage *pm = &batch_pp[batch_pp_n];
+		PartState *ps;
+		PPKind kind;
+		rd_kafka_timestamp_type_t tstype;
+		int64 ts;
+		int o;
+
+		if (!kind_of_topic(rd_kafka_topic_name(m->rkt), &kind))
+			continue;
+		ps = find_part(kind, m->partition);
+		if (ps == NULL || m->offset < ps->next_offset)
+			continue; /* not ours, or stored already (seen again after a reassign) */
+		memset(pm, 0, sizeof(*pm));
+		pm->kind = kind;
+		pm->partition = m->partition;
+		pm->offset = m->offset;
+		ts = rd_kafka_message_timestamp(m, &tstype);
+		pm->has_timestamp = (ts >= 0 && tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE);
+		pm->timestamp = pm->has_timestamp ? kafka_time(ts) : 0;
+		pm->payload = m->payload;
+		pm->len = m->len;
+		batch_pp_n++;
+
+		for (o = 0; o < noffsets; o++)
+		{
+			if (offsets[o].topic == topics[kind].name && offsets[o].partition == m->partition)
+				break;
+		}
+		if (o == noffsets)
+		{
+			offsets[o].topic = topics[kind].name;
+			offsets[o].partition = m->partition;
+			parts[o] = ps;
+			noffsets++;
+		}
+		offsets[o].next_offset = m->offset + 1;
+	}
+	if (batch_pp_n == 0)
+		return;
+	for (int k = 0; k < PP_NKINDS; k++)
+		names[k] = topics[k].name;
+
+	pgstat_report_activity(STATE_RUNNING, "pinpipe: writing a batch");
+	begin_xact();
+	pp_sink_write(batch_pp, batch_pp_n, names, offsets, noffsets,
+				  (size_t) pinpipe_max_message_bytes, &result);
+	finish_xact();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(false);
+
+	/* committed: advance, report, and tell the broker (informational) */
+	commit = rd_kafka_topic_partition_list_new(noffsets);
+	for (int o = 0; o < noffsets; o++)
+	{
+		parts[o]->next_offset = offsets[o].next_offset;
+		rd_kafka_topic_partition_list_add(commit, offsets[o].topic, offsets[o].partition)->offset =
+			offsets[o].next_offset;
+	}
+	(void) rd_kafka_commit(rk, commit, 1);
+	rd_kafka_topic_partition_list_destroy(commit);
+
+	now = GetCurrentTimestamp();
+	{
+		PPWorkerStatus *w = &pp_shared->workers[worker_id];
+
+		SpinLockAcquire(&w->mutex);
+		for (int k = 0; k < PP_NKINDS; k++)
+		{
+			PPTopicStatus *t = &w->topics[k];
+
+			if (result.rows[k] + result.dead_letters[k] == 0)
+				continue;
+			t->messages += result.rows[k] + result.dead_letters[k];
+			t->dead_letters += result.dead_letters[k];
+			t->batches++;
+			t->last_batch_at = now;
+		}
+		SpinLockRelease(&w->mutex);
+	}
+	publish_partitions();
+}
+
+static void
+pause_partitions(bool pause)
+{
+	rd_kafka_topic_partition_list_t *list;
+
+	if (rk == NULL || need_assign || partitions_paused == pause)
+		return;
+	if (rd_kafka_assignment(rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (pause)
+		(void) rd_kafka_pause_partitions(rk, list);
+	else
+		(void) rd_kafka_resume_partitions(rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	partitions_paused = pause;
+}
+
+/* One turn of the main loop; errors propagate to the caller (not inlined into its PG_TRY). */
+pg_noinline static void
+consume_once(void)
+{
+	static bool waiting_logged = false;
+
+	MemoryContextSwitchTo(batch_cxt);
+	if (ConfigReloadPending)
+		handle_reload();
+
+	if (pinpipe_brokers[0] == '\0')
+	{
+		if (rk != NULL)
+			destroy_consumer();
+		pp_set_state(worker_id, "idle: pinpipe.brokers is empty");
+		wait_a_while(1000);
+		return;
+	}
+	if (!extension_ready())
+	{
+		if (!waiting_logged)
+			ereport(LOG, (errmsg("pinpipe worker %d: waiting for CREATE EXTENSION pinpipe in "
+								 "database \"%s\"",
+								 worker_id, connected_database)));
+		waiting_logged = true;
+		if (rk != NULL)
+			destroy_consumer();
+		pp_set_state(worker_id, "waiting for CREATE EXTENSION pinpipe");
+		wait_a_while(1000);
+		return;
+	}
+	waiting_logged = false;
+
+	if (rk == NULL)
+	{
+		pp_set_state(worker_id, "connecting");
+		create_consumer();
+	}
+	if (last_metadata == 0 ||
+		TimestampDifferenceExceeds(last_metadata, GetCurrentTimestamp(), METADATA_INTERVAL_MS))
+		refresh_metadata();
+	if (need_assign)
+		assign_partitions();
+
+	if (pp_is_paused())
+	{
+		pause_partitions(true);
+		pp_set_state(worker_id, "paused");
+		wait_a_while(200);
+		return;
+	}
+	pause_partitions(false);
+
+	pp_set_state(worker_id, "consuming");
+	ensure_batch_capacity();
+	collect_batch();
+	if (batch_n > 0)
+		write_batch();
+	release_batch();
+	if (nresets > 0)
+		handle_offset_resets();
+}
+
+void
+pinpipe_worker_main(Datum main_arg)
+{
+	PPWorkerStatus *w;
+
+	worker_id = DatumGetInt32(main_arg);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (pp_shared == NULL)
+		pp_status_attach();
+	w = &pp_shared->workers[worker_id];
+	SpinLockAcquire(&w->mutex);
+	w->pid = MyProcPid;
+	w->latch = MyLatch;
+	strlcpy(w->state, "starting", sizeof(w->state));
+	SpinLockRelease(&w->mutex);
+	before_shmem_exit(clear_slot, (Datum) 0);
+
+	BackgroundWorkerInitializeConnection(pinpipe_database, NULL, 0);
+	pgstat_report_appname("pinpipe worker");
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "pinpipe worker", ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "pinpipe batch", ALLOCSET_DEFAULT_SIZES);
+	connected_database = MemoryContextStrdup(worker_cxt, pinpipe_database);
+	resets = MemoryContextAlloc(worker_cxt, sizeof(PendingReset) * 3 * 1024);
+
+	ereport(LOG, (errmsg("pinpipe worker %d started in database \"%s\"", worker_id,
+						 connected_database)));
+
+	for (;;)
+	{
+		PG_TRY();
+		{
+			consume_once();
+		}
+		PG_CATCH();
+		{
+			ErrorData *edata;
+
+			HOLD_INTERRUPTS();
+			MemoryContextSwitchTo(worker_cxt);
+			batch_n = Min(batch_n, batch_capacity);
+			edata = CopyErrorData();
+			EmitErrorReport();
+			AbortOutOfAnyTransaction();
+			FlushErrorState();
+			RESUME_INTERRUPTS();
+
+			pp_set_error(worker_id, "%s", edata->message);
+			FreeErrorData(edata);
+			pgstat_report_activity(STATE_IDLE, NULL);
+			pp_sink_reset_plans();
+			release_batch();
+			nresets = 0;
+			/* nothing of the failed batch was stored: start again from the stored offsets */
+			need_assign = true;
+			pp_set_state(worker_id, "retrying after an error");
+			wait_a_while(1000);
+		}
+		PG_END_TRY();
+	}
+}
