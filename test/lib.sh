@@ -105,3 +105,95 @@ pp_cluster_stop() {
 pp_psql() {
 	psql -X -q -v ON_ERROR_STOP=1 -At "$@"
 }
+
+# ---- helpers for the integration tests (test/t/*.sh) ----
+
+PP_BROKER_BIN=${PP_BROKER_BIN:-$PP_TOP/src/bin/pinpipe-broker}
+PP_EMULATE_BIN=${PP_EMULATE_BIN:-$PP_TOP/src/bin/pinpipe-emulate}
+
+# Start an embedded broker: pp_broker_start NAME [pinpipe-broker options].
+# Sets PP_BROKER (bootstrap address), PP_BROKER_PID, PP_BROKER_CTL (control FIFO).
+pp_broker_start() {
+	local name=$1
+	shift
+	local dir
+	dir=$(mktemp -d "/tmp/pinpipe-broker-$name.XXXXXX")
+	"$PP_BROKER_BIN" --quiet --bootstrap-file "$dir/bootstrap" --control "$dir/control" "$@" \
+		>"$dir/stdout" 2>"$dir/stderr" &
+	PP_BROKER_PID=$!
+	PP_BROKER_CTL=$dir/control
+	for _ in $(seq 100); do
+		[ -s "$dir/bootstrap" ] && [ -p "$dir/control" ] && break
+		sleep 0.1
+	done
+	PP_BROKER=$(cat "$dir/bootstrap" 2>/dev/null) || { echo "broker $name did not start" >&2; cat "$dir/stderr" >&2; return 1; }
+	PP_BROKER_DIRS="${PP_BROKER_DIRS:-} $dir"
+	PP_BROKER_PIDS="${PP_BROKER_PIDS:-} $PP_BROKER_PID"
+}
+
+pp_brokers_stop() {
+	for pid in ${PP_BROKER_PIDS:-}; do kill "$pid" 2>/dev/null; done
+	for pid in ${PP_BROKER_PIDS:-}; do wait "$pid" 2>/dev/null; done
+	for d in ${PP_BROKER_DIRS:-}; do rm -rf "$d"; done
+	PP_BROKER_PIDS= PP_BROKER_DIRS=
+}
+
+# Send a fault-injection command to a broker's control FIFO.
+pp_broker_ctl() {
+	local fifo=$1
+	shift
+	timeout 5 bash -c 'echo "$1" > "$2"' _ "$*" "$fifo"
+}
+
+# Set pinpipe.* settings with ALTER SYSTEM and reload: pp_set name value [name value]...
+pp_set() {
+	while [ $# -ge 2 ]; do
+		pp_psql -d postgres -c "ALTER SYSTEM SET $1 = '$2'" >/dev/null
+		shift 2
+	done
+	pp_psql -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+# Poll a query until it returns 't': pp_wait_for SECONDS SQL [db]. Tolerates a
+# server that is restarting. Fails (returns 1) on timeout, printing the query.
+pp_wait_for() {
+	local secs=$1 sql=$2 db=${3:-postgres} out
+	local deadline=$((SECONDS + secs))
+	while [ $SECONDS -lt $deadline ]; do
+		out=$(psql -X -At -d "$db" -c "$sql" 2>/dev/null) && [ "$out" = t ] && return 0
+		sleep 0.2
+	done
+	echo "timed out after ${secs}s waiting for: $sql" >&2
+	return 1
+}
+
+# A clean slate: the worker idle, the extension recreated in postgres.
+pp_reset_pinpipe() {
+	pp_set pinpipe.brokers '' pinpipe.topic_prefix pinterest pinpipe.start_offset earliest
+	pp_wait_for 30 "SELECT coalesce(bool_and(state LIKE 'idle%'), true) FROM pinpipe.worker_status()" ||
+		pp_wait_for 30 "SELECT true FROM pg_extension WHERE extname = 'pinpipe'" || true
+	pp_psql -d postgres -c "DROP EXTENSION IF EXISTS pinpipe CASCADE" -c "CREATE EXTENSION pinpipe" >/dev/null
+}
+
+# The worker's pid (first worker), empty if none.
+pp_worker_pid() {
+	psql -X -At -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pinpipe worker' LIMIT 1" 2>/dev/null
+}
+
+# Count of failed checks in a test script; pp_check DESCRIPTION SQL-returning-t
+PP_FAILED=0
+pp_check() {
+	local desc=$1 sql=$2 out
+	out=$(psql -X -At -d postgres -c "$sql" 2>&1)
+	if [ "$out" = t ]; then
+		echo "  ok: $desc"
+	else
+		echo "  FAILED: $desc (got: $out)"
+		PP_FAILED=$((PP_FAILED + 1))
+	fi
+}
+
+# Key each JSON line of a file by its ind (or index) for kcat -K'\t': stdout.
+pp_keyed() {
+	sed -E 's/^(\{"(index|ind)": (-?[0-9]+))/\3\t\1/' "$@"
+}
