@@ -342,5 +342,7 @@ GRANT EXECUTE ON FUNCTION pinpipe.pause(), pinpipe.resume(), pinpipe.worker_stat
     pinpipe.partition_status() TO pinpipe_admin, pg_monitor;
 REVOKE EXECUTE ON FUNCTION pinpipe.pause(), pinpipe.resume() FROM pg_monitor;
 GRANT SELECT ON pinpipe.status, pinpipe.partition_lag TO pinpipe_admin, pg_monitor;
-GRANT USAGE ON SCHEMA pinpipe TO pinpipe_admin, pg_monitor;
+-- Everyone may call the cleaning functions; tables and admin functions stay
+-- private until granted.
+GRANT USAGE ON SCHEMA pinpipe TO PUBLIC;
 GRANT SELECT ON pinpipe.offsets, pinpipe.dead_letters, pinpipe.offset_gaps TO pinpipe_admin;

@@ -1,0 +1,52 @@
+-- Settings, monitoring objects and who may steer the workers.
+
+SELECT name, vartype, context, boot_val, unit
+  FROM pg_settings WHERE name LIKE 'pinpipe.%' ORDER BY name;
+
+-- the monitoring views exist with their columns
+SELECT attname, format_type(atttypid, atttypmod)
+  FROM pg_attribute WHERE attrelid = 'pinpipe.status'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT attname, format_type(atttypid, atttypmod)
+  FROM pg_attribute WHERE attrelid = 'pinpipe.partition_lag'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT count(*) = current_setting('pinpipe.workers')::int * 3 AS one_row_per_worker_and_topic
+  FROM pinpipe.status;
+
+CREATE ROLE pinpipe_plain;
+CREATE ROLE pinpipe_sneaky;
+
+GRANT EXECUTE ON FUNCTION pinpipe.pause(), pinpipe.resume() TO pinpipe_sneaky;
+
+-- a plain user may not pause, resume, read status or see kafka_config
+SET ROLE pinpipe_plain;
+SELECT pinpipe.pause();
+SELECT pinpipe.resume();
+SELECT * FROM pinpipe.status;
+SELECT * FROM pinpipe.offsets;
+SELECT * FROM pinpipe.pin_clean;
+SHOW pinpipe.kafka_config;
+SELECT count(*) AS visible FROM pg_settings WHERE name = 'pinpipe.kafka_config';
+SELECT current_setting('pinpipe.kafka_config');
+-- but anyone may call the cleaning functions
+SELECT pinpipe.clean_follower_count('217k'), pinpipe.age_group(30);
+RESET ROLE;
+
+-- even with EXECUTE granted, the functions check the role themselves
+SET ROLE pinpipe_sneaky;
+SELECT pinpipe.pause();
+RESET ROLE;
+
+-- pinpipe_admin may pause and resume, and read status
+GRANT pinpipe_admin TO pinpipe_plain;
+SET ROLE pinpipe_plain;
+SELECT pinpipe.pause();
+SELECT bool_and(state IN ('paused', 'stopped')) AS paused FROM pinpipe.status;
+SELECT pinpipe.resume();
+SELECT bool_and(state <> 'paused') AS resumed FROM pinpipe.status;
+RESET ROLE;
+
+-- superusers see kafka_config
+SELECT count(*) AS visible FROM pg_settings WHERE name = 'pinpipe.kafka_config';
+
+REVOKE pinpipe_admin FROM pinpipe_plain;
+DROP OWNED BY pinpipe_sneaky;
+DROP ROLE pinpipe_plain, pinpipe_sneaky;
