@@ -11,6 +11,19 @@ SELECT attname, format_type(atttypid, atttypmod)
 SELECT count(*) = current_setting('pinpipe.workers')::int * 3 AS one_row_per_worker_and_topic
   FROM pinpipe.status;
 
+-- wait (at most 10 s) until every worker is paused, or none is
+CREATE FUNCTION pg_temp.wait_for_state(paused bool) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..100 LOOP
+        IF (SELECT bool_and((state = 'paused') = paused OR state = 'stopped') FROM pinpipe.status) THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END $$;
+GRANT EXECUTE ON FUNCTION pg_temp.wait_for_state(bool) TO PUBLIC;
+
 CREATE ROLE pinpipe_plain;
 CREATE ROLE pinpipe_sneaky;
 
@@ -39,9 +52,9 @@ RESET ROLE;
 GRANT pinpipe_admin TO pinpipe_plain;
 SET ROLE pinpipe_plain;
 SELECT pinpipe.pause();
-SELECT bool_and(state IN ('paused', 'stopped')) AS paused FROM pinpipe.status;
+SELECT pg_temp.wait_for_state(true) AS paused;
 SELECT pinpipe.resume();
-SELECT bool_and(state <> 'paused') AS resumed FROM pinpipe.status;
+SELECT pg_temp.wait_for_state(false) AS resumed;
 RESET ROLE;
 
 -- superusers see kafka_config

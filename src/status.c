@@ -223,11 +223,9 @@ worker_status(PG_FUNCTION_ARGS)
 	Tuplestorestate *store;
 	TupleDesc tupdesc = srf_setup(fcinfo, &store);
 	PPWorkerStatus *w = palloc(sizeof(PPWorkerStatus));
-	bool paused;
 
 	if (pp_shared == NULL)
 		PG_RETURN_VOID();
-	paused = pp_is_paused();
 	for (int i = 0; i < pinpipe_workers; i++)
 	{
 		copy_worker(i, w);
@@ -254,7 +252,7 @@ worker_status(PG_FUNCTION_ARGS)
 			values[2] = Int32GetDatum(i);
 			values[3] = Int32GetDatum(w->pid);
 			nulls[3] = w->pid == 0;
-			values[4] = CStringGetTextDatum(w->pid == 0 ? "stopped" : paused ? "paused" : w->state);
+			values[4] = CStringGetTextDatum(w->pid == 0 ? "stopped" : w->state);
 			values[5] = Int64GetDatum((int64) t->messages);
 			values[6] = Int64GetDatum((int64) t->dead_letters);
 			values[7] = Int64GetDatum((int64) t->batches);

@@ -737,6 +737,13 @@ consume_once(void)
 	if (ConfigReloadPending)
 		handle_reload();
 
+	if (pp_is_paused())
+	{
+		pause_partitions(true);
+		pp_set_state(worker_id, "paused");
+		wait_a_while(200);
+		return;
+	}
 	if (pinpipe_brokers[0] == '\0')
 	{
 		if (rk != NULL)
@@ -771,13 +778,6 @@ consume_once(void)
 	if (need_assign)
 		assign_partitions();
 
-	if (pp_is_paused())
-	{
-		pause_partitions(true);
-		pp_set_state(worker_id, "paused");
-		wait_a_while(200);
-		return;
-	}
 	pause_partitions(false);
 
 	pp_set_state(worker_id, "consuming");

@@ -1,0 +1,753 @@
+/*
+ * pinpipe-broker: an embedded Kafka-protocol broker for demos and tests.
+ *
+ * Runs librdkafka's mock cluster on loopback, creates the pinpipe topics
+ * (<prefix>.pin, <prefix>.geo, <prefix>.user) and prints the bootstrap
+ * address, so the extension, kcat and the emulator can be exercised without a
+ * real Kafka. An optional control FIFO takes commands that inject faults:
+ * brokers going down, added latency, protocol errors, leader moves.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#define PROGNAME       "pinpipe-broker"
+#define MAX_BROKERS    64
+#define MAX_PARTITIONS 10000
+#define MAX_ERRORS     10000
+#define POLL_MS        200
+#define MAX_TOKENS     8
+
+/* A Kafka protocol request type the "error" and "clear" commands accept. */
+typedef struct
+{
+	const char *name;
+	int16_t key;
+} ApiName;
+
+static const ApiName api_names[] = {
+	{ "Produce", 0 },         { "Fetch", 1 },       { "ListOffsets", 2 },      { "Metadata", 3 },
+	{ "OffsetCommit", 8 },    { "OffsetFetch", 9 }, { "FindCoordinator", 10 }, { "JoinGroup", 11 },
+	{ "Heartbeat", 12 },      { "LeaveGroup", 13 }, { "SyncGroup", 14 },       { "ApiVersion", 18 },
+	{ "InitProducerId", 22 },
+};
+
+static volatile sig_atomic_t stop_requested = 0;
+static int quiet = 0;
+
+static rd_kafka_mock_cluster_t *mcluster;
+static int broker_count = 1;
+static int replication_factor = 1;
+static int broker_down[MAX_BROKERS + 1];
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"Usage: " PROGNAME " [OPTION]...\n"
+			"Run an embedded Kafka-protocol broker (librdkafka's mock cluster) on loopback\n"
+			"for demos and tests. Prints the bootstrap address as the first line of stdout,\n"
+			"then runs until SIGTERM or SIGINT.\n"
+			"\n"
+			"Options:\n"
+			"  --brokers N               number of brokers, ids 1..N (default 1)\n"
+			"  --partitions N            partitions of each pinpipe topic (default 3)\n"
+			"  --prefix P                create P.pin, P.geo and P.user (default pinterest)\n"
+			"  --topic NAME[:PARTITIONS] also create NAME (default --partitions); repeatable\n"
+			"  --bootstrap-file FILE     also write the bootstrap address to FILE (atomically,\n"
+			"                            via FILE.tmp); removed on exit\n"
+			"  --control FIFO            create the named pipe FIFO and read commands from it,\n"
+			"                            one per line; removed on exit\n"
+			"  --quiet                   no startup, shutdown or librdkafka log messages\n"
+			"  --help                    show this help and exit\n"
+			"\n"
+			"Control commands (e.g. echo \"down 1\" > FIFO); each result is one line on stderr:\n"
+			"  down BROKER               disconnect a broker and refuse new connections\n"
+			"  up BROKER                 accept connections again\n"
+			"  rtt BROKER MS             delay the broker's responses by MS milliseconds\n"
+			"  error API COUNT ERROR     fail the next COUNT API requests with ERROR\n"
+			"  clear API                 drop the API's pending injected errors\n"
+			"  leader TOPIC PART BROKER  move a partition's leader (-1: leader-less)\n"
+			"  topic NAME PARTITIONS     create a topic\n"
+			"  status                    print the bootstrap address and broker states\n"
+			"  help                      list the commands\n"
+			"BROKER is a broker id, or -1 for all brokers. API is one of Produce, Fetch,\n"
+			"ListOffsets, Metadata, OffsetCommit, OffsetFetch, FindCoordinator, JoinGroup,\n"
+			"Heartbeat, LeaveGroup, SyncGroup, ApiVersion, InitProducerId or a number.\n"
+			"ERROR is a Kafka error name such as NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT,\n"
+			"LEADER_NOT_AVAILABLE, NOT_COORDINATOR or _TRANSPORT (disconnect), with or\n"
+			"without the RD_KAFKA_RESP_ERR_ prefix, or a number.\n"
+			"\n"
+			"Note: the mock cluster keeps messages in memory, at most about 5 MB and 100000\n"
+			"message batches per partition; older messages are deleted, like retention. Give\n"
+			"a large backlog enough partitions, or consumers will see offsets jump.\n");
+}
+
+/* Print one line to stderr, prefixed with the program name. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+say(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, PROGNAME ": %s\n", buf);
+}
+
+static void
+handle_stop_signal(int signo)
+{
+	(void) signo;
+	stop_requested = 1;
+}
+
+/* Forward librdkafka's log lines to stderr, unless --quiet. */
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void) rk;
+	(void) level;
+	if (!quiet)
+		say("librdkafka: %s: %s", fac, buf);
+}
+
+/* Parse a whole decimal integer within [min, max]; returns 0 on success. */
+static int
+parse_int(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Look up a protocol request type by name (any case) or number. */
+static int
+parse_api(const char *s, int16_t *key)
+{
+	long v;
+
+	for (size_t i = 0; i < sizeof(api_names) / sizeof(api_names[0]); i++)
+	{
+		if (strcasecmp(s, api_names[i].name) == 0)
+		{
+			*key = api_names[i].key;
+			return 0;
+		}
+	}
+	if (parse_int(s, 0, 100, &v) == 0)
+	{
+		*key = (int16_t) v;
+		return 0;
+	}
+	return -1;
+}
+
+/* Name a protocol request type for messages. */
+static const char *
+api_name(int16_t key)
+{
+	for (size_t i = 0; i < sizeof(api_names) / sizeof(api_names[0]); i++)
+		if (api_names[i].key == key)
+			return api_names[i].name;
+	return "ApiKey";
+}
+
+/* Look up an error code by its librdkafka name (with or without the
+ * RD_KAFKA_RESP_ERR_ prefix, any case) or number. */
+static int
+parse_error(const char *s, rd_kafka_resp_err_t *err)
+{
+	const struct rd_kafka_err_desc *descs;
+	size_t cnt;
+	long v;
+	const char *prefix = "RD_KAFKA_RESP_ERR_";
+
+	if (strncasecmp(s, prefix, strlen(prefix)) == 0)
+		s += strlen(prefix);
+	if (parse_int(s, INT_MIN, INT_MAX, &v) == 0)
+	{
+		*err = (rd_kafka_resp_err_t) v;
+		return 0;
+	}
+	rd_kafka_get_err_descs(&descs, &cnt);
+	for (size_t i = 0; i < cnt; i++)
+	{
+		if (descs[i].name != NULL && strcasecmp(s, descs[i].name) == 0)
+		{
+			*err = descs[i].code;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Describe a broker id for messages: "broker 2" or "all brokers". */
+static const char *
+broker_label(long id, char *buf, size_t len)
+{
+	if (id == -1)
+		snprintf(buf, len, "all brokers");
+	else
+		snprintf(buf, len, "broker %ld", id);
+	return buf;
+}
+
+/* Parse a broker id argument: an existing broker's id, or -1 for all. */
+static int
+parse_broker(const char *s, long *id)
+{
+	if (parse_int(s, -1, broker_count, id) != 0 || *id == 0)
+		return -1;
+	return 0;
+}
+
+/* Record up/down state for "status". */
+static void
+note_broker_state(long id, int down)
+{
+	for (int i = 1; i <= broker_count; i++)
+		if (id == -1 || id == i)
+			broker_down[i] = down;
+}
+
+static void
+print_status(void)
+{
+	char down[512] = "";
+	size_t len = 0;
+
+	for (int i = 1; i <= broker_count && len < sizeof(down) - 16; i++)
+		if (broker_down[i])
+			len += snprintf(down + len, sizeof(down) - len, "%s%d", len ? "," : "", i);
+	say("bootstrap %s brokers %d down %s", rd_kafka_mock_cluster_bootstraps(mcluster), broker_count,
+		len ? down : "none");
+}
+
+/* Check a command's argument count, reporting its syntax when wrong. */
+static int
+want_args(int ntok, int n, const char *syntax)
+{
+	if (ntok == n + 1)
+		return 1;
+	say("error: usage: %s", syntax);
+	return 0;
+}
+
+/* Run one control command line and report its result on stderr. */
+static void
+run_command(char *line)
+{
+	char *tok[MAX_TOKENS];
+	int ntok = 0;
+	char *save = NULL;
+	char label[64];
+	long id, n, part;
+	int16_t key;
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	for (char *t = strtok_r(line, " \t\r\n", &save); t != NULL && ntok < MAX_TOKENS;
+		 t = strtok_r(NULL, " \t\r\n", &save))
+		tok[ntok++] = t;
+	if (ntok == 0 || tok[0][0] == '#')
+		return;
+
+	if (strcmp(tok[0], "down") == 0 || strcmp(tok[0], "up") == 0)
+	{
+		int down = tok[0][0] == 'd';
+
+		if (!want_args(ntok, 1, down ? "down BROKER" : "up BROKER"))
+			return;
+		if (parse_broker(tok[1], &id) != 0)
+		{
+			say("error: %s: no broker \"%s\" (brokers are 1..%d, or -1 for all)", tok[0], tok[1],
+				broker_count);
+			return;
+		}
+		err = down ? rd_kafka_mock_broker_set_down(mcluster, (int32_t) id)
+				   : rd_kafka_mock_broker_set_up(mcluster, (int32_t) id);
+		if (!err)
+		{
+			note_broker_state(id, down);
+			say("%s %s", broker_label(id, label, sizeof(label)), down ? "down" : "up");
+			return;
+		}
+	}
+	else if (strcmp(tok[0], "rtt") == 0)
+	{
+		if (!want_args(ntok, 2, "rtt BROKER MS"))
+			return;
+		if (parse_broker(tok[1], &id) != 0 || parse_int(tok[2], 0, INT_MAX, &n) != 0)
+		{
+			say("error: rtt: bad broker \"%s\" or milliseconds \"%s\"", tok[1], tok[2]);
+			return;
+		}
+		err = rd_kafka_mock_broker_set_rtt(mcluster, (int32_t) id, (int) n);
+		if (!err)
+		{
+			say("%s rtt %ld ms", broker_label(id, label, sizeof(label)), n);
+			return;
+		}
+	}
+	else if (strcmp(tok[0], "error") == 0)
+	{
+		rd_kafka_resp_err_t code;
+		rd_kafka_resp_err_t *codes;
+
+		if (!want_args(ntok, 3, "error API COUNT ERROR"))
+			return;
+		if (parse_api(tok[1], &key) != 0)
+		{
+			say("error: error: unknown API \"%s\"", tok[1]);
+			return;
+		}
+		if (parse_int(tok[2], 1, MAX_ERRORS, &n) != 0)
+		{
+			say("error: error: bad count \"%s\" (1..%d)", tok[2], MAX_ERRORS);
+			return;
+		}
+		if (parse_error(tok[3], &code) != 0)
+		{
+			say("error: error: unknown error name \"%s\"", tok[3]);
+			return;
+		}
+		codes = malloc(sizeof(*codes) * (size_t) n);
+		if (codes == NULL)
+		{
+			say("error: out of memory");
+			return;
+		}
+		for (long i = 0; i < n; i++)
+			codes[i] = code;
+		rd_kafka_mock_push_request_errors_array(mcluster, key, (size_t) n, codes);
+		free(codes);
+		say("next %ld %s(%d) requests fail with %s (%d)", n, api_name(key), key,
+			rd_kafka_err2name(code), (int) code);
+		return;
+	}
+	else if (strcmp(tok[0], "clear") == 0)
+	{
+		if (!want_args(ntok, 1, "clear API"))
+			return;
+		if (parse_api(tok[1], &key) != 0)
+		{
+			say("error: clear: unknown API \"%s\"", tok[1]);
+			return;
+		}
+		rd_kafka_mock_clear_request_errors(mcluster, key);
+		say("cleared %s(%d) errors", api_name(key), key);
+		return;
+	}
+	else if (strcmp(tok[0], "leader") == 0)
+	{
+		if (!want_args(ntok, 3, "leader TOPIC PARTITION BROKER"))
+			return;
+		if (parse_int(tok[2], 0, INT_MAX, &part) != 0 || parse_int(tok[3], -1, INT_MAX, &id) != 0)
+		{
+			say("error: leader: bad partition \"%s\" or broker \"%s\"", tok[2], tok[3]);
+			return;
+		}
+		err = rd_kafka_mock_partition_set_leader(mcluster, tok[1], (int32_t) part, (int32_t) id);
+		if (!err)
+		{
+			say("%s [%ld] leader %ld", tok[1], part, id);
+			return;
+		}
+	}
+	else if (strcmp(tok[0], "topic") == 0)
+	{
+		if (!want_args(ntok, 2, "topic NAME PARTITIONS"))
+			return;
+		if (parse_int(tok[2], 1, MAX_PARTITIONS, &n) != 0)
+		{
+			say("error: topic: bad partition count \"%s\" (1..%d)", tok[2], MAX_PARTITIONS);
+			return;
+		}
+		err = rd_kafka_mock_topic_create(mcluster, tok[1], (int) n, replication_factor);
+		if (!err)
+		{
+			say("topic %s created with %ld partitions", tok[1], n);
+			return;
+		}
+	}
+	else if (strcmp(tok[0], "status") == 0)
+	{
+		if (!want_args(ntok, 0, "status"))
+			return;
+		print_status();
+		return;
+	}
+	else if (strcmp(tok[0], "help") == 0)
+	{
+		say("commands: down BROKER | up BROKER | rtt BROKER MS | error API COUNT ERROR | "
+			"clear API | leader TOPIC PARTITION BROKER | topic NAME PARTITIONS | status");
+		return;
+	}
+	else
+	{
+		say("error: unknown command \"%s\" (try \"help\")", tok[0]);
+		return;
+	}
+	say("error: %s: %s", tok[0], rd_kafka_err2str(err));
+}
+
+/* Create a topic at startup; returns 0 on success. */
+static int
+create_topic(const char *name, int partitions)
+{
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_mock_topic_create(mcluster, name, partitions, replication_factor);
+	if (err)
+	{
+		say("could not create topic \"%s\": %s", name, rd_kafka_err2str(err));
+		return -1;
+	}
+	if (!quiet)
+		say("topic %s: %d partitions", name, partitions);
+	return 0;
+}
+
+/* Write the bootstrap address to path via path.tmp and rename, so a reader
+ * never sees a partial line. */
+static int
+write_bootstrap_file(const char *path, const char *bootstraps)
+{
+	size_t len = strlen(path) + 5;
+	char *tmp = malloc(len);
+	FILE *f;
+
+	if (tmp == NULL)
+		return -1;
+	snprintf(tmp, len, "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL || fprintf(f, "%s\n", bootstraps) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
+	{
+		say("could not write \"%s\": %s", path, strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return 0;
+}
+
+/* Create the control FIFO, replacing a stale one left by a crashed run. */
+static int
+make_fifo(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0)
+	{
+		if (!S_ISFIFO(st.st_mode))
+		{
+			say("\"%s\" exists and is not a named pipe", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	if (mkfifo(path, 0600) != 0)
+	{
+		say("could not create named pipe \"%s\": %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Open the control FIFO for reading without waiting for a writer. */
+static int
+open_fifo(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		say("could not open \"%s\": %s", path, strerror(errno));
+	return fd;
+}
+
+/* Run the complete lines in buf and keep the unfinished tail; at EOF run the
+ * tail too. Returns the bytes left in buf. */
+static size_t
+run_lines(char *buf, size_t used, size_t size, int eof)
+{
+	char *nl;
+
+	while ((nl = memchr(buf, '\n', used)) != NULL)
+	{
+		size_t linelen = (size_t) (nl - buf) + 1;
+
+		*nl = '\0';
+		run_command(buf);
+		memmove(buf, buf + linelen, used - linelen);
+		used -= linelen;
+	}
+	buf[used] = '\0';
+	if (used > 0 && eof)
+		run_command(buf);
+	else if (used >= size - 1)
+		say("error: command too long, ignored");
+	else
+		return used;
+	return 0;
+}
+
+/* Wait for commands on the FIFO (if any) until SIGTERM or SIGINT.
+ *
+ * Each writer's data is drained with non-blocking reads until EAGAIN (a writer
+ * still has the FIFO open) or EOF (all writers closed). At EOF the FIFO is
+ * reopened, the new descriptor before the old one is closed, so a writer that
+ * arrives meanwhile never finds the FIFO without a reader and never loses what
+ * it wrote. */
+static int
+serve(const char *fifo_path)
+{
+	int fd = -1;
+	char buf[4096];
+	size_t used = 0;
+
+	if (fifo_path != NULL && (fd = open_fifo(fifo_path)) < 0)
+		return -1;
+
+	while (!stop_requested)
+	{
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int r;
+
+		r = poll(fd >= 0 ? &pfd : NULL, fd >= 0 ? 1 : 0, POLL_MS);
+		if (r < 0 && errno != EINTR)
+		{
+			say("poll: %s", strerror(errno));
+			break;
+		}
+		if (r <= 0)
+			continue;
+
+		for (;;)
+		{
+			ssize_t n = read(fd, buf + used, sizeof(buf) - 1 - used);
+
+			if (n > 0)
+			{
+				used = run_lines(buf, used + (size_t) n, sizeof(buf), 0);
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno != EAGAIN)
+			{
+				say("read \"%s\": %s", fifo_path, strerror(errno));
+				close(fd);
+				return -1;
+			}
+			if (n == 0)
+			{
+				int newfd;
+
+				used = run_lines(buf, used, sizeof(buf), 1);
+				if ((newfd = open_fifo(fifo_path)) < 0)
+				{
+					close(fd);
+					return -1;
+				}
+				close(fd);
+				fd = newfd;
+			}
+			break;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	int partitions = 3;
+	const char *prefix = "pinterest";
+	const char *bootstrap_file = NULL;
+	const char *fifo_path = NULL;
+	const char **topics = NULL;
+	int ntopics = 0;
+	int status = 0;
+	int fifo_made = 0;
+	int file_made = 0;
+	char errstr[512];
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	const char *bootstraps;
+	struct sigaction sa;
+	long v;
+
+	topics = calloc((size_t) argc, sizeof(*topics));
+	if (topics == NULL)
+		return 1;
+	for (int i = 1; i < argc; i++)
+	{
+		const char *opt = argv[i];
+		const char *arg = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0)
+		{
+			usage(stdout);
+			return 0;
+		}
+		else if (strcmp(opt, "--quiet") == 0 || strcmp(opt, "-q") == 0)
+		{
+			quiet = 1;
+			continue;
+		}
+		if (arg == NULL)
+		{
+			say("option \"%s\" is unknown or needs an argument", opt);
+			usage(stderr);
+			return 2;
+		}
+		if (strcmp(opt, "--brokers") == 0 && parse_int(arg, 1, MAX_BROKERS, &v) == 0)
+			broker_count = (int) v;
+		else if (strcmp(opt, "--partitions") == 0 && parse_int(arg, 1, MAX_PARTITIONS, &v) == 0)
+			partitions = (int) v;
+		else if (strcmp(opt, "--prefix") == 0 && *arg != '\0')
+			prefix = arg;
+		else if (strcmp(opt, "--topic") == 0 && *arg != '\0' && *arg != ':')
+			topics[ntopics++] = arg;
+		else if (strcmp(opt, "--bootstrap-file") == 0 && *arg != '\0')
+			bootstrap_file = arg;
+		else if (strcmp(opt, "--control") == 0 && *arg != '\0')
+			fifo_path = arg;
+		else
+		{
+			say("bad option \"%s %s\"", opt, arg);
+			usage(stderr);
+			return 2;
+		}
+		i++;
+	}
+	replication_factor = broker_count < 3 ? broker_count : 3;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handle_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* A producer handle with no bootstrap servers owns the mock cluster. */
+	conf = rd_kafka_conf_new();
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	if (rd_kafka_conf_set(conf, "client.id", PROGNAME, errstr, sizeof(errstr)) !=
+			RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "log.connection.close", "false", errstr, sizeof(errstr)) !=
+			RD_KAFKA_CONF_OK)
+	{
+		say("configuration: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		return 1;
+	}
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+	{
+		say("could not create a librdkafka handle: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		return 1;
+	}
+	mcluster = rd_kafka_mock_cluster_new(rk, broker_count);
+	if (mcluster == NULL)
+	{
+		say("could not start the mock cluster");
+		rd_kafka_destroy(rk);
+		return 1;
+	}
+	bootstraps = rd_kafka_mock_cluster_bootstraps(mcluster);
+
+	{
+		const char *suffixes[] = { "pin", "geo", "user" };
+		char name[256];
+
+		for (int i = 0; i < 3 && status == 0; i++)
+		{
+			snprintf(name, sizeof(name), "%s.%s", prefix, suffixes[i]);
+			status = create_topic(name, partitions);
+		}
+	}
+	for (int i = 0; i < ntopics && status == 0; i++)
+	{
+		char name[256];
+		char *colon;
+		int n = partitions;
+
+		snprintf(name, sizeof(name), "%s", topics[i]);
+		colon = strrchr(name, ':');
+		if (colon != NULL)
+		{
+			*colon = '\0';
+			if (parse_int(colon + 1, 1, MAX_PARTITIONS, &v) != 0)
+			{
+				say("bad partition count in --topic \"%s\"", topics[i]);
+				status = 1;
+				break;
+			}
+			n = (int) v;
+		}
+		status = create_topic(name, n);
+	}
+
+	if (status == 0 && fifo_path != NULL)
+	{
+		status = make_fifo(fifo_path);
+		fifo_made = status == 0;
+	}
+
+	if (status == 0)
+	{
+		printf("%s\n", bootstraps);
+		fflush(stdout);
+		if (bootstrap_file != NULL)
+		{
+			status = write_bootstrap_file(bootstrap_file, bootstraps);
+			file_made = status == 0;
+		}
+	}
+	if (status == 0)
+	{
+		if (!quiet)
+			say("%d broker%s listening on %s", broker_count, broker_count == 1 ? "" : "s",
+				bootstraps);
+		status = serve(fifo_path);
+	}
+
+	if (!quiet && status == 0)
+		say("shutting down");
+	if (fifo_made)
+		unlink(fifo_path);
+	if (file_made)
+		unlink(bootstrap_file);
+	rd_kafka_mock_cluster_destroy(mcluster);
+	rd_kafka_destroy(rk);
+	free(topics);
+	return status == 0 ? 0 : 1;
+}
