@@ -40,6 +40,9 @@ install: install-pinpipe-data
 install-pinpipe-data:
 	$(MKDIR_P) '$(DESTDIR)$(PP_DATADIR)'
 	$(INSTALL_DATA) data/pin.jsonl data/geo.jsonl data/user.jsonl '$(DESTDIR)$(PP_DATADIR)/'
+	@# the tools on PATH too (bindir is PostgreSQL's own, not on PATH)
+	@if [ -z "$(DESTDIR)" ] && [ -d /usr/local/bin ] && [ -w /usr/local/bin ]; then \
+		for t in pinpipe-broker pinpipe-emulate; do ln -sf '$(bindir)/'$$t /usr/local/bin/$$t; done; fi
 
 .PHONY: format format-check
 FORMAT_FILES = $(wildcard src/*.c src/*.h src/bin/*.c test/fuzz/*.c test/tools/*.c)
