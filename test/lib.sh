@@ -167,12 +167,14 @@ pp_wait_for() {
 	return 1
 }
 
-# A clean slate: the worker idle, the extension recreated in postgres.
+# A clean slate: the worker idle and not paused, the extension recreated in postgres.
 pp_reset_pinpipe() {
 	pp_set pinpipe.brokers '' pinpipe.topic_prefix pinterest pinpipe.start_offset earliest
-	pp_wait_for 30 "SELECT coalesce(bool_and(state LIKE 'idle%'), true) FROM pinpipe.worker_status()" ||
-		pp_wait_for 30 "SELECT true FROM pg_extension WHERE extname = 'pinpipe'" || true
-	pp_psql -d postgres -c "DROP EXTENSION IF EXISTS pinpipe CASCADE" -c "CREATE EXTENSION pinpipe" >/dev/null
+	if [ "$(pp_psql -d postgres -c "SELECT count(*) FROM pg_extension WHERE extname = 'pinpipe'")" = 1 ]; then
+		pp_psql -d postgres -c "SELECT pinpipe.resume()" >/dev/null
+		pp_wait_for 30 "SELECT coalesce(bool_and(state LIKE 'idle%' OR state = 'stopped'), true) FROM pinpipe.status"
+	fi
+	pp_psql -d postgres -c "DROP EXTENSION IF EXISTS pinpipe CASCADE" -c "CREATE EXTENSION pinpipe" >/dev/null 2>&1
 }
 
 # The worker's pid (first worker), empty if none.
