@@ -101,7 +101,8 @@ conf_set_item(const char *key, const char *value, void *arg)
 	{
 		strlcpy(a->key, key, sizeof(a->key));
 		if (is_secret_key(key))
-			snprintf(a->errbuf, sizeof(a->errbuf), "librdkafka refused the value of \"%s\".", key);
+			snprintf(a->errbuf, sizeof(a->errbuf),
+					 "librdkafka refused \"%s\" (its value is not shown).", key);
 		else
 			snprintf(a->errbuf, sizeof(a->errbuf), "librdkafka refused \"%s\": %s", key, errstr);
 		return false;

@@ -8,6 +8,8 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "tcop/tcopprot.h"
+#include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -26,6 +28,8 @@ int pinpipe_start_offset = PP_START_EARLIEST;
 char *pinpipe_kafka_config = NULL;
 int pinpipe_max_message_bytes = 1048576;
 int pinpipe_workers = 1;
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static const struct config_enum_entry start_offset_options[] = {
 	{ "earliest", PP_START_EARLIEST, false },
@@ -95,6 +99,45 @@ define_settings(void)
 		NULL, &pinpipe_workers, 1, 0, PP_MAX_WORKERS, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 }
 
+/*
+ * Hide what follows the name pinpipe.kafka_config in a message: PostgreSQL
+ * itself logs a changed setting's value on reload ("parameter ... changed
+ * to ..."), a refused value, and statements that set it, and this setting
+ * holds secrets (SASL passwords).
+ */
+static bool
+redact(char **text)
+{
+	const char *name = "pinpipe.kafka_config";
+	char *at;
+
+	if (*text == NULL || (at = strstr(*text, name)) == NULL)
+		return false;
+	at += strlen(name);
+	if (*at == '"')
+		at++;
+	if (*at == '\0')
+		return false; /* nothing follows the name: no value to hide */
+	*text = psprintf("%.*s (value hidden)", (int) (at - *text), *text);
+	return true;
+}
+
+static void
+pp_emit_log(ErrorData *edata)
+{
+	bool hidden = false;
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+	hidden |= redact(&edata->message);
+	hidden |= redact(&edata->detail);
+	hidden |= redact(&edata->detail_log);
+	hidden |= redact(&edata->context);
+	if (hidden ||
+		(debug_query_string != NULL && strstr(debug_query_string, "pinpipe.kafka_config")))
+		edata->hide_stmt = true;
+}
+
 /* Register the consumer workers (only when preloaded). */
 static void
 register_workers(void)
@@ -121,6 +164,8 @@ void
 _PG_init(void)
 {
 	define_settings();
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = pp_emit_log;
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("pinpipe");
 #else
