@@ -70,7 +70,7 @@ usage(FILE *out)
 			"                            via FILE.tmp); removed on exit\n"
 			"  --control FIFO            create the named pipe FIFO and read commands from it,\n"
 			"                            one per line; removed on exit\n"
-			"  --quiet                   no startup, shutdown or librdkafka log messages\n"
+			"  --quiet                   print only errors and control command results\n"
 			"  --help                    show this help and exit\n"
 			"\n"
 			"Control commands (e.g. echo \"down 1\" > FIFO); each result is one line on stderr:\n"
@@ -88,7 +88,11 @@ usage(FILE *out)
 			"Heartbeat, LeaveGroup, SyncGroup, ApiVersion, InitProducerId or a number.\n"
 			"ERROR is a Kafka error name such as NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT,\n"
 			"LEADER_NOT_AVAILABLE, NOT_COORDINATOR or _TRANSPORT (disconnect), with or\n"
-			"without the RD_KAFKA_RESP_ERR_ prefix, or a number.\n"
+			"without the RD_KAFKA_RESP_ERR_ prefix, or a number. Injected errors apply to\n"
+			"whichever broker serves the next requests. A command can take up to a second\n"
+			"to apply (librdkafka's mock thread sometimes waits out its poll timeout), so\n"
+			"scripts should wait for its result line. \"down\" closes the broker's client\n"
+			"connections and its listener, and does not move partition leaders.\n"
 			"\n"
 			"Note: the mock cluster keeps messages in memory, at most about 5 MB and 100000\n"
 			"message batches per partition; older messages are deleted, like retention. Give\n"
@@ -110,6 +114,24 @@ say(const char *fmt, ...)
 	fprintf(stderr, PROGNAME ": %s\n", buf);
 }
 
+/* The control command being run, quoted in its error messages. */
+static char current_command[256];
+
+/* Report a failed control command: error: "COMMAND": reason. */
+static void cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+cmd_fail(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	say("error: \"%s\": %s", current_command, buf);
+}
+
 static void
 handle_stop_signal(int signo)
 {
@@ -117,13 +139,16 @@ handle_stop_signal(int signo)
 	stop_requested = 1;
 }
 
-/* Forward librdkafka's log lines to stderr, unless --quiet. */
+/* Forward librdkafka's log lines to stderr: errors always, the rest unless
+ * --quiet. The warning that our handle has no bootstrap servers is expected:
+ * it only owns the mock cluster. */
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void) rk;
-	(void) level;
-	if (!quiet)
+	if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "bootstrap.servers") != NULL)
+		return;
+	if (!quiet || level <= 3)
 		say("librdkafka: %s: %s", fac, buf);
 }
 
@@ -142,6 +167,17 @@ parse_int(const char *s, long min, long max, long *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+/* Check a topic name as Kafka does: 1 to 249 of [A-Za-z0-9._-]. */
+static int
+valid_topic_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len < 1 || len > 249)
+		return 0;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
 }
 
 /* Look up a protocol request type by name (any case) or number. */
@@ -253,7 +289,7 @@ want_args(int ntok, int n, const char *syntax)
 {
 	if (ntok == n + 1)
 		return 1;
-	say("error: usage: %s", syntax);
+	cmd_fail("usage: %s", syntax);
 	return 0;
 }
 
@@ -269,6 +305,8 @@ run_command(char *line)
 	int16_t key;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+	snprintf(current_command, sizeof(current_command), "%s", line);
+	current_command[strcspn(current_command, "\r\n")] = '\0';
 	for (char *t = strtok_r(line, " \t\r\n", &save); t != NULL && ntok < MAX_TOKENS;
 		 t = strtok_r(NULL, " \t\r\n", &save))
 		tok[ntok++] = t;
@@ -283,8 +321,7 @@ run_command(char *line)
 			return;
 		if (parse_broker(tok[1], &id) != 0)
 		{
-			say("error: %s: no broker \"%s\" (brokers are 1..%d, or -1 for all)", tok[0], tok[1],
-				broker_count);
+			cmd_fail("no broker \"%s\" (brokers are 1..%d, or -1 for all)", tok[1], broker_count);
 			return;
 		}
 		err = down ? rd_kafka_mock_broker_set_down(mcluster, (int32_t) id)
@@ -302,7 +339,7 @@ run_command(char *line)
 			return;
 		if (parse_broker(tok[1], &id) != 0 || parse_int(tok[2], 0, INT_MAX, &n) != 0)
 		{
-			say("error: rtt: bad broker \"%s\" or milliseconds \"%s\"", tok[1], tok[2]);
+			cmd_fail("bad broker \"%s\" or milliseconds \"%s\"", tok[1], tok[2]);
 			return;
 		}
 		err = rd_kafka_mock_broker_set_rtt(mcluster, (int32_t) id, (int) n);
@@ -321,23 +358,23 @@ run_command(char *line)
 			return;
 		if (parse_api(tok[1], &key) != 0)
 		{
-			say("error: error: unknown API \"%s\"", tok[1]);
+			cmd_fail("unknown API \"%s\"", tok[1]);
 			return;
 		}
 		if (parse_int(tok[2], 1, MAX_ERRORS, &n) != 0)
 		{
-			say("error: error: bad count \"%s\" (1..%d)", tok[2], MAX_ERRORS);
+			cmd_fail("bad count \"%s\" (1..%d)", tok[2], MAX_ERRORS);
 			return;
 		}
 		if (parse_error(tok[3], &code) != 0)
 		{
-			say("error: error: unknown error name \"%s\"", tok[3]);
+			cmd_fail("unknown error name \"%s\"", tok[3]);
 			return;
 		}
 		codes = malloc(sizeof(*codes) * (size_t) n);
 		if (codes == NULL)
 		{
-			say("error: out of memory");
+			cmd_fail("out of memory");
 			return;
 		}
 		for (long i = 0; i < n; i++)
@@ -354,7 +391,7 @@ run_command(char *line)
 			return;
 		if (parse_api(tok[1], &key) != 0)
 		{
-			say("error: clear: unknown API \"%s\"", tok[1]);
+			cmd_fail("unknown API \"%s\"", tok[1]);
 			return;
 		}
 		rd_kafka_mock_clear_request_errors(mcluster, key);
@@ -367,7 +404,7 @@ run_command(char *line)
 			return;
 		if (parse_int(tok[2], 0, INT_MAX, &part) != 0 || parse_int(tok[3], -1, INT_MAX, &id) != 0)
 		{
-			say("error: leader: bad partition \"%s\" or broker \"%s\"", tok[2], tok[3]);
+			cmd_fail("bad partition \"%s\" or broker \"%s\"", tok[2], tok[3]);
 			return;
 		}
 		err = rd_kafka_mock_partition_set_leader(mcluster, tok[1], (int32_t) part, (int32_t) id);
@@ -381,9 +418,14 @@ run_command(char *line)
 	{
 		if (!want_args(ntok, 2, "topic NAME PARTITIONS"))
 			return;
+		if (!valid_topic_name(tok[1]))
+		{
+			cmd_fail("bad topic name \"%s\"", tok[1]);
+			return;
+		}
 		if (parse_int(tok[2], 1, MAX_PARTITIONS, &n) != 0)
 		{
-			say("error: topic: bad partition count \"%s\" (1..%d)", tok[2], MAX_PARTITIONS);
+			cmd_fail("bad partition count \"%s\" (1..%d)", tok[2], MAX_PARTITIONS);
 			return;
 		}
 		err = rd_kafka_mock_topic_create(mcluster, tok[1], (int) n, replication_factor);
@@ -408,10 +450,10 @@ run_command(char *line)
 	}
 	else
 	{
-		say("error: unknown command \"%s\" (try \"help\")", tok[0]);
+		cmd_fail("unknown command (try \"help\")");
 		return;
 	}
-	say("error: %s: %s", tok[0], rd_kafka_err2str(err));
+	cmd_fail("%s", rd_kafka_err2str(err));
 }
 
 /* Create a topic at startup; returns 0 on success. */
@@ -584,6 +626,33 @@ serve(const char *fifo_path)
 	return 0;
 }
 
+/* A topic to create at startup; partitions 0 means the --partitions value. */
+typedef struct
+{
+	char name[250];
+	int partitions;
+} TopicSpec;
+
+/* Parse a --topic NAME[:PARTITIONS] argument; returns 0 on success. */
+static int
+parse_topic_arg(const char *arg, TopicSpec *spec)
+{
+	const char *colon = strrchr(arg, ':');
+	size_t len = colon != NULL ? (size_t) (colon - arg) : strlen(arg);
+	long v = 0;
+
+	if (len >= sizeof(spec->name))
+		return -1;
+	memcpy(spec->name, arg, len);
+	spec->name[len] = '\0';
+	if (!valid_topic_name(spec->name))
+		return -1;
+	if (colon != NULL && parse_int(colon + 1, 1, MAX_PARTITIONS, &v) != 0)
+		return -1;
+	spec->partitions = (int) v;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -591,7 +660,7 @@ main(int argc, char **argv)
 	const char *prefix = "pinterest";
 	const char *bootstrap_file = NULL;
 	const char *fifo_path = NULL;
-	const char **topics = NULL;
+	TopicSpec *topics;
 	int ntopics = 0;
 	int status = 0;
 	int fifo_made = 0;
@@ -603,7 +672,7 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	long v;
 
-	topics = calloc((size_t) argc, sizeof(*topics));
+	topics = calloc((size_t) argc + 3, sizeof(*topics));
 	if (topics == NULL)
 		return 1;
 	for (int i = 1; i < argc; i++)
@@ -631,10 +700,10 @@ main(int argc, char **argv)
 			broker_count = (int) v;
 		else if (strcmp(opt, "--partitions") == 0 && parse_int(arg, 1, MAX_PARTITIONS, &v) == 0)
 			partitions = (int) v;
-		else if (strcmp(opt, "--prefix") == 0 && *arg != '\0')
+		else if (strcmp(opt, "--prefix") == 0 && valid_topic_name(arg) && strlen(arg) < 240)
 			prefix = arg;
-		else if (strcmp(opt, "--topic") == 0 && *arg != '\0' && *arg != ':')
-			topics[ntopics++] = arg;
+		else if (strcmp(opt, "--topic") == 0 && parse_topic_arg(arg, &topics[ntopics + 3]) == 0)
+			ntopics++;
 		else if (strcmp(opt, "--bootstrap-file") == 0 && *arg != '\0')
 			bootstrap_file = arg;
 		else if (strcmp(opt, "--control") == 0 && *arg != '\0')
@@ -684,37 +753,13 @@ main(int argc, char **argv)
 	}
 	bootstraps = rd_kafka_mock_cluster_bootstraps(mcluster);
 
-	{
-		const char *suffixes[] = { "pin", "geo", "user" };
-		char name[256];
-
-		for (int i = 0; i < 3 && status == 0; i++)
-		{
-			snprintf(name, sizeof(name), "%s.%s", prefix, suffixes[i]);
-			status = create_topic(name, partitions);
-		}
-	}
-	for (int i = 0; i < ntopics && status == 0; i++)
-	{
-		char name[256];
-		char *colon;
-		int n = partitions;
-
-		snprintf(name, sizeof(name), "%s", topics[i]);
-		colon = strrchr(name, ':');
-		if (colon != NULL)
-		{
-			*colon = '\0';
-			if (parse_int(colon + 1, 1, MAX_PARTITIONS, &v) != 0)
-			{
-				say("bad partition count in --topic \"%s\"", topics[i]);
-				status = 1;
-				break;
-			}
-			n = (int) v;
-		}
-		status = create_topic(name, n);
-	}
+	/* The pinpipe topics first, then the --topic ones. */
+	snprintf(topics[0].name, sizeof(topics[0].name), "%s.pin", prefix);
+	snprintf(topics[1].name, sizeof(topics[1].name), "%s.geo", prefix);
+	snprintf(topics[2].name, sizeof(topics[2].name), "%s.user", prefix);
+	for (int i = 0; i < ntopics + 3 && status == 0; i++)
+		status = create_topic(topics[i].name,
+							  topics[i].partitions > 0 ? topics[i].partitions : partitions);
 
 	if (status == 0 && fifo_path != NULL)
 	{
@@ -722,8 +767,13 @@ main(int argc, char **argv)
 		fifo_made = status == 0;
 	}
 
+	/* The bootstrap file comes last: once it exists, so do stdout's line and
+	 * the FIFO. */
 	if (status == 0)
 	{
+		if (!quiet)
+			say("%d broker%s listening on %s", broker_count, broker_count == 1 ? "" : "s",
+				bootstraps);
 		printf("%s\n", bootstraps);
 		fflush(stdout);
 		if (bootstrap_file != NULL)
@@ -733,12 +783,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (status == 0)
-	{
-		if (!quiet)
-			say("%d broker%s listening on %s", broker_count, broker_count == 1 ? "" : "s",
-				bootstraps);
 		status = serve(fifo_path);
-	}
 
 	if (!quiet && status == 0)
 		say("shutting down");
