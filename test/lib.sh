@@ -82,7 +82,8 @@ pp_cluster_start() {
 listen_addresses = '127.0.0.1'
 port = $PGPORT
 unix_socket_directories = '$PP_WORK'
-shared_preload_libraries = 'pinpipe'
+shared_preload_libraries = 'pinpipe,pg_cron'
+cron.database_name = 'postgres'
 max_worker_processes = 16
 log_line_prefix = '%m [%p] %q%a '
 $extra_conf
@@ -198,4 +199,26 @@ pp_check() {
 # Key each JSON line of a file by its ind (or index) for kcat -K'\t': stdout.
 pp_keyed() {
 	sed -E 's/^(\{"(index|ind)": (-?[0-9]+))/\3\t\1/' "$@"
+}
+
+# The exactly-once check: every message of the topics PREFIX.* (TOTAL in all)
+# is stored exactly once as a raw row or a dead letter, none is missing, and
+# the stored next offsets account for every message.
+pp_check_complete() {
+	local prefix=$1 total=$2
+	pp_wait_for "${3:-180}" "SELECT coalesce(sum(next_offset), 0) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'" ||
+		PP_FAILED=$((PP_FAILED + 1))
+	pp_check "every produced message consumed: stored offsets sum to $total" \
+		"SELECT sum(next_offset) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'"
+	pp_check "every (partition, offset) is in raw or dead_letters exactly once, none missing" \
+		"WITH stored AS (
+		     SELECT '$prefix.pin' AS topic, kafka_partition, kafka_offset FROM pinpipe.pin_raw
+		     UNION ALL SELECT '$prefix.geo', kafka_partition, kafka_offset FROM pinpipe.geo_raw
+		     UNION ALL SELECT '$prefix.user', kafka_partition, kafka_offset FROM pinpipe.user_raw
+		     UNION ALL SELECT topic, kafka_partition, kafka_offset FROM pinpipe.dead_letters),
+		  per AS (SELECT topic, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
+		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2)
+		 SELECT bool_and(n = d AND n = o.next_offset AND lo = 0 AND hi = o.next_offset - 1)
+		        AND sum(n) = $total
+		   FROM per JOIN pinpipe.offsets o USING (topic, kafka_partition)"
 }
