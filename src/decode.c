@@ -355,3 +355,10 @@ pp_record_free(PPRecord *rec)
 	rec->extra = NULL;
 	rec->root = NULL;
 }
+
+/* Let jansson allocate from the caller's arena (the worker's per-batch memory). */
+void
+pp_decode_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *))
+{
+	json_set_alloc_funcs(alloc_fn, free_fn);
+}

@@ -25,6 +25,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -74,6 +75,7 @@ static bool partitions_paused = false;
 static TimestampTz last_metadata = 0;
 static MemoryContext worker_cxt;
 static MemoryContext batch_cxt;
+static MemoryContext json_cxt; /* jansson's allocations, freed per batch */
 
 /* The batch being written, so that an error can release it. */
 static rd_kafka_message_t **batch_msgs;
@@ -129,6 +131,24 @@ clear_slot(int code, Datum arg)
 	SpinLockRelease(&w->mutex);
 }
 
+/*
+ * jansson allocates a node per JSON value; per message that is dozens of
+ * malloc/free pairs. In the worker they come from json_cxt instead, freed
+ * in one go when the batch is done. NULL on exhaustion makes jansson report
+ * a parse error (a dead letter), never an ERROR thrown through it.
+ */
+static void *
+json_alloc(size_t size)
+{
+	return MemoryContextAllocExtended(json_cxt, size, MCXT_ALLOC_NO_OOM);
+}
+
+static void
+json_free(void *ptr)
+{
+	/* freed with json_cxt */
+}
+
 static void
 release_batch(void)
 {
@@ -138,6 +158,7 @@ release_batch(void)
 		rd_kafka_message_destroy(batch_msgs[i]);
 	batch_n = 0;
 	MemoryContextReset(batch_cxt);
+	MemoryContextReset(json_cxt);
 }
 
 static void
@@ -148,8 +169,16 @@ destroy_consumer(void)
 	rkqu = NULL;
 	if (rk != NULL)
 	{
+		TimestampTz start = GetCurrentTimestamp();
+		long ms;
+
 		release_batch();
+		pp_set_state(worker_id, "disconnecting");
 		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+		if (ms > 1000)
+			ereport(LOG, (errmsg("pinpipe worker %d: closing the Kafka consumer took %ld ms",
+								 worker_id, ms)));
 	}
 	rk = NULL;
 	for (int k = 0; k < PP_NKINDS; k++)
@@ -812,9 +841,14 @@ pinpipe_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(pinpipe_database, NULL, 0);
 	pgstat_report_appname("pinpipe worker");
+	/* a batch's rows pass through the executor in memory: no temp files */
+	SetConfigOption("work_mem", "65536", PGC_USERSET, PGC_S_SESSION);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "pinpipe worker", ALLOCSET_DEFAULT_SIZES);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "pinpipe batch", ALLOCSET_DEFAULT_SIZES);
+	json_cxt =
+		AllocSetContextCreate(TopMemoryContext, "pinpipe JSON", 0, 1024 * 1024, 8 * 1024 * 1024);
+	pp_decode_set_allocator(json_alloc, json_free);
 	connected_database = MemoryContextStrdup(worker_cxt, pinpipe_database);
 	resets = MemoryContextAlloc(worker_cxt, sizeof(PendingReset) * 3 * 1024);
 
