@@ -189,6 +189,59 @@ type_wanted(PPType type)
 	return "unknown";
 }
 
+/* Length of the valid UTF-8 character at p, or 0 when there is none. */
+static int
+utf8_char_length(const unsigned char *p)
+{
+	uint32_t cp;
+	int n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	cp = p[0] & (0x7f >> n);
+	for (int i = 1; i < n; i++)
+	{
+		if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		(n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/*
+ * Replace each byte that does not start a valid UTF-8 character with '?'.
+ * The error is stored as text; jansson's context ("near '...'") can end in
+ * half a character, and so can a message cut at errlen.
+ */
+static void
+make_valid_utf8(char *s)
+{
+	unsigned char *p = (unsigned char *) s;
+
+	while (*p != '\0')
+	{
+		int n = utf8_char_length(p);
+
+		if (n == 0)
+		{
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 static bool fail(char *errbuf, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -200,6 +253,8 @@ fail(char *errbuf, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(errbuf, errlen, fmt, ap);
 	va_end(ap);
+	if (errlen > 0)
+		make_valid_utf8(errbuf);
 	return false;
 }
 

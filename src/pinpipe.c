@@ -28,6 +28,7 @@ int pinpipe_start_offset = PP_START_EARLIEST;
 char *pinpipe_kafka_config = NULL;
 int pinpipe_max_message_bytes = 1048576;
 int pinpipe_workers = 1;
+char *pinpipe_partitions = NULL;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
@@ -57,6 +58,85 @@ check_topic_prefix(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Parse one "a" or "a-b" item of a partition list at *p, advancing *p.
+ * False on a syntax error.
+ */
+static bool
+parse_partition_range(const char **p, long *lo, long *hi)
+{
+	char *end;
+
+	while (**p == ' ')
+		(*p)++;
+	if (**p < '0' || **p > '9')
+		return false;
+	*lo = strtol(*p, &end, 10);
+	*hi = *lo;
+	*p = end;
+	if (**p == '-')
+	{
+		(*p)++;
+		if (**p < '0' || **p > '9')
+			return false;
+		*hi = strtol(*p, &end, 10);
+		*p = end;
+	}
+	while (**p == ' ')
+		(*p)++;
+	return *lo <= *hi && *hi <= PG_INT32_MAX;
+}
+
+/* Is partition in the list (e.g. "0-15,32")? An empty list selects all. */
+bool
+pp_partition_selected(const char *list, int partition)
+{
+	const char *p = list;
+
+	if (list == NULL || *list == '\0')
+		return true;
+	for (;;)
+	{
+		long lo, hi;
+
+		if (!parse_partition_range(&p, &lo, &hi))
+			return false;
+		if (partition >= lo && partition <= hi)
+			return true;
+		if (*p != ',')
+			return false;
+		p++;
+	}
+}
+
+static bool
+check_partitions(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+
+	if (*p == '\0')
+		return true;
+	for (;;)
+	{
+		long lo, hi;
+
+		if (!parse_partition_range(&p, &lo, &hi))
+		{
+			GUC_check_errdetail("The list must look like \"0-15\" or \"0,2,4-7\": partition "
+								"numbers and ascending ranges, separated by commas.");
+			return false;
+		}
+		if (*p == '\0')
+			return true;
+		if (*p != ',')
+		{
+			GUC_check_errdetail("Unexpected character \"%c\" in the partition list.", *p);
+			return false;
+		}
+		p++;
+	}
 }
 
 /* Define the pinpipe.* settings. */
@@ -90,6 +170,10 @@ define_settings(void)
 		"For SASL and SSL. A comma inside a value is written \\,. Visible to superusers only.",
 		&pinpipe_kafka_config, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, pp_check_kafka_config, NULL,
 		NULL);
+	DefineCustomStringVariable(
+		"pinpipe.partitions", "Partitions this server consumes, e.g. 0-15 (empty: all).",
+		"Several servers can split one topic set by consuming disjoint partition lists.",
+		&pinpipe_partitions, "", PGC_SIGHUP, 0, check_partitions, NULL, NULL);
 	DefineCustomIntVariable("pinpipe.max_message_bytes",
 							"Largest message the worker accepts; larger ones become dead letters.",
 							NULL, &pinpipe_max_message_bytes, 1048576, 1, MaxAllocSize / 2,

@@ -22,6 +22,9 @@ extern int pinpipe_start_offset;
 extern char *pinpipe_kafka_config;
 extern int pinpipe_max_message_bytes;
 extern int pinpipe_workers;
+extern char *pinpipe_partitions;
+
+extern bool pp_partition_selected(const char *list, int partition);
 
 extern void _PG_init(void);
 

@@ -292,6 +292,10 @@ pp_parse_timestamp(const char *s, size_t len, int64_t *usecs)
 		day > mdays[month - 1] + (month == 2 && leap ? 1 : 0) || hour > 23 || minute > 59 ||
 		second > 59)
 		return false;
+	/* a fraction rounded up to the next second must not leave the year 9999 */
+	if (fraction == 1000000 && year == 9999 && month == 12 && day == 31 && hour == 23 &&
+		minute == 59 && second == 59)
+		return false;
 
 	*usecs = (int64_t) (pp_date2j(year, month, day) - PP_POSTGRES_EPOCH_JDATE) * PP_USECS_PER_DAY +
 			 ((int64_t) (hour * 60 + minute) * 60 + second) * INT64_C(1000000) + fraction;

@@ -69,6 +69,7 @@ static rd_kafka_queue_t *rkqu = NULL;
 static char *consumer_brokers;
 static char *consumer_prefix;
 static char *consumer_config;
+static char *consumer_partitions;
 static TopicState topics[PP_NKINDS];
 static bool need_assign = true;
 static bool partitions_paused = false;
@@ -248,6 +249,15 @@ handle_reload(void)
 							 worker_id, connected_database, pinpipe_database)));
 		proc_exit(1);
 	}
+	if (rk != NULL && strcmp(consumer_partitions, pinpipe_partitions) != 0)
+	{
+		ereport(LOG, (errmsg("pinpipe worker %d: pinpipe.partitions changed to \"%s\", "
+							 "reassigning",
+							 worker_id, pinpipe_partitions)));
+		pfree(consumer_partitions);
+		consumer_partitions = MemoryContextStrdup(worker_cxt, pinpipe_partitions);
+		need_assign = true;
+	}
 	if (rk != NULL && (strcmp(consumer_brokers, pinpipe_brokers) != 0 ||
 					   strcmp(consumer_prefix, pinpipe_topic_prefix) != 0 ||
 					   strcmp(consumer_config, pinpipe_kafka_config) != 0))
@@ -280,6 +290,7 @@ create_consumer(void)
 	consumer_brokers = pstrdup(pinpipe_brokers);
 	consumer_prefix = pstrdup(pinpipe_topic_prefix);
 	consumer_config = pstrdup(pinpipe_kafka_config);
+	consumer_partitions = pstrdup(pinpipe_partitions);
 	for (int k = 0; k < PP_NKINDS; k++)
 		snprintf(topics[k].name, sizeof(topics[k].name), "%s.%s", pinpipe_topic_prefix,
 				 pp_kind_name((PPKind) k));
@@ -359,15 +370,13 @@ load_offsets(TopicState *t)
 
 /*
  * Assign this worker's partitions from the stored offsets. A partition with
- * none starts at pinpipe.start_offset, resolved to a number and stored first,
- * so a restart cannot move it.
+ * none starts at pinpipe.start_offset; its offset is stored with its first
+ * batch.
  */
 static void
 assign_partitions(void)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-	PPOffset *resolved = NULL;
-	int nresolved = 0;
 	rd_kafka_resp_err_t err;
 
 	begin_xact();
@@ -386,9 +395,12 @@ assign_partitions(void)
 		if (t->mine != NULL)
 			pfree(t->mine);
 		t->mine = MemoryContextAlloc(worker_cxt, sizeof(PartState) * Max(t->npartitions, 1));
-		for (int p = 0; p < t->npartitions; p++)
+		/* the k-th partition this server consumes goes to worker k % workers */
+		for (int p = 0, nsel = 0; p < t->npartitions; p++)
 		{
-			if (p % pinpipe_workers == worker_id)
+			if (!pp_partition_selected(pinpipe_partitions, p))
+				continue;
+			if (nsel++ % pinpipe_workers == worker_id)
 				t->mine[n++].partition = p;
 		}
 		t->nmine = n;
@@ -405,38 +417,23 @@ assign_partitions(void)
 			PartState *ps = &t->mine[p];
 
 			if (ps->next_offset < 0)
-			{
-				int64 lo, hi;
-
-				err = rd_kafka_query_watermark_offsets(rk, t->name, ps->partition, &lo, &hi,
-													   WATERMARK_TIMEOUT_MS);
-				if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-					ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-									errmsg("could not read the offsets of %s partition %d: %s",
-										   t->name, ps->partition, rd_kafka_err2str(err))));
-				ps->next_offset = pinpipe_start_offset == PP_START_LATEST ? hi : lo;
-				if (resolved == NULL)
-					resolved = palloc(sizeof(PPOffset) * 3 * 1024);
-				if (nresolved < 3 * 1024)
-				{
-					resolved[nresolved].topic = t->name;
-					resolved[nresolved].partition = ps->partition;
-					resolved[nresolved].next_offset = ps->next_offset;
-					nresolved++;
-				}
 				ereport(LOG,
-						(errmsg("pinpipe worker %d: %s partition %d has no stored offset, "
-								"starting at %s offset " INT64_FORMAT,
+						(errmsg("pinpipe worker %d: %s partition %d has no stored offset, starting "
+								"at the %s offset",
 								worker_id, t->name, ps->partition,
-								pinpipe_start_offset == PP_START_LATEST ? "latest" : "earliest",
-								ps->next_offset)));
-			}
+								pinpipe_start_offset == PP_START_LATEST ? "latest" : "earliest")));
+			/*
+			 * A partition with no stored offset starts at the broker's logical
+			 * beginning or end, resolved by the consumer itself (no blocking
+			 * query here, which librdkafka may not time out while a broker is
+			 * down); its offset is stored with its first batch.
+			 */
 			rd_kafka_topic_partition_list_add(list, t->name, ps->partition)->offset =
-				ps->next_offset;
+				ps->next_offset >= 0                      ? ps->next_offset
+				: pinpipe_start_offset == PP_START_LATEST ? RD_KAFKA_OFFSET_END
+														  : RD_KAFKA_OFFSET_BEGINNING;
 		}
 	}
-	if (nresolved > 0)
-		pp_store_offsets(resolved, nresolved);
 	finish_xact();
 
 	err = rd_kafka_assign(rk, list);
