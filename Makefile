@@ -6,7 +6,7 @@ OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/cle
 DATA = $(wildcard pinpipe--*.sql)
 PGFILEDESC = "pinpipe - Kafka topics to cleaned tables"
 
-REGRESS = clean_functions records reclean control
+REGRESS = clean_functions records reclean control analytics analytics_cache
 REGRESS_OPTS = --inputdir=. --load-extension=pinpipe
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -51,3 +51,34 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+# Fuzzing (test/fuzz): libFuzzer harnesses for the plain-C rules and decoder,
+# and the decoder-level check of the hostile corpus (test/hostile).
+# `make fuzz` builds them; `make fuzz-run` fuzzes each for FUZZ_SECONDS in a
+# scratch copy of its seed corpus (test/fuzz/corpus-work), so the committed
+# corpus does not grow.
+FUZZ_CC = clang-14
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc
+FUZZ_SRCS = src/rules.c src/record.c src/decode.c
+FUZZ_HEADERS = src/rules.h src/record.h src/decode.h
+FUZZ_TARGETS = test/fuzz/fuzz_rules test/fuzz/fuzz_decode
+FUZZ_SECONDS ?= 60
+FUZZ_WORK = test/fuzz/corpus-work
+
+.PHONY: fuzz fuzz-run
+fuzz: $(FUZZ_TARGETS) test/fuzz/hostile_check
+
+test/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_SRCS) $(FUZZ_HEADERS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS) -ljansson
+
+test/fuzz/hostile_check: test/fuzz/hostile_check.c $(FUZZ_SRCS) $(FUZZ_HEADERS)
+	$(FUZZ_CC) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -Isrc -o $@ \
+		$< $(FUZZ_SRCS) -ljansson
+
+fuzz-run: fuzz
+	status=0; for t in rules decode; do \
+		rm -rf $(FUZZ_WORK)/$$t && mkdir -p $(FUZZ_WORK)/$$t && \
+		cp test/fuzz/corpus/$$t/* $(FUZZ_WORK)/$$t/ && \
+		test/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_WORK)/$$t- $(FUZZ_WORK)/$$t || status=1; \
+	done; exit $$status
