@@ -14,6 +14,14 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 	-Wno-sign-compare
 SHLIB_LINK = -lrdkafka -ljansson
 
+# make SANITIZE=1: the extension built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (bash test/run.sh --sanitize loads it into the
+# server with the sanitizer runtime preloaded).
+ifdef SANITIZE
+PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SHLIB_LINK += -fsanitize=address,undefined
+endif
+
 # Command-line tools (src/bin), installed beside pg_config's bindir.
 TOOLS = src/bin/pinpipe-broker src/bin/pinpipe-emulate
 SCRIPTS_built = $(TOOLS)
