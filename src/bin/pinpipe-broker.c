@@ -791,8 +791,11 @@ main(int argc, char **argv)
 		unlink(fifo_path);
 	if (file_made)
 		unlink(bootstrap_file);
-	rd_kafka_mock_cluster_destroy(mcluster);
-	rd_kafka_destroy(rk);
+	/*
+	 * The mock cluster and its handle are left for the process exit to
+	 * reclaim: rd_kafka_mock_cluster_destroy() in librdkafka 2.0.2 reads
+	 * memory its own thread has freed (valgrind shows it, test/valgrind_tools.sh).
+	 */
 	free(topics);
 	return status == 0 ? 0 : 1;
 }
