@@ -15,8 +15,8 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 SHLIB_LINK = -lrdkafka -ljansson
 
 # make SANITIZE=1: the extension built with AddressSanitizer and
-# UndefinedBehaviorSanitizer (bash test/run.sh --sanitize loads it into the
-# server with the sanitizer runtime preloaded).
+# UndefinedBehaviorSanitizer, for a PostgreSQL built with them too (Debian's
+# server does not start with the sanitizer runtimes preloaded).
 ifdef SANITIZE
 PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SHLIB_LINK += -fsanitize=address,undefined

@@ -58,16 +58,6 @@ pp_as_server() {
 	if [ "$(id -u)" = 0 ]; then runuser -u "$PP_SERVER_USER" -- "$@"; else "$@"; fi
 }
 
-# Environment for the server: with PP_SANITIZE set, the sanitizer runtimes are
-# preloaded (the extension is built with SANITIZE=1) and reports go to
-# $PP_WORK/sanitizer.*.
-pp_server_env() {
-	[ -n "${PP_SANITIZE:-}" ] || return 0
-	echo "LD_PRELOAD=$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
-	echo "ASAN_OPTIONS=detect_leaks=0:log_path=$PP_WORK/sanitizer.asan"
-	echo "UBSAN_OPTIONS=print_stacktrace=1:log_path=$PP_WORK/sanitizer.ubsan"
-}
-
 # A free TCP port on loopback, from a starting point.
 pp_free_port() {
 	local port=${1:-55432}
@@ -98,14 +88,14 @@ max_worker_processes = 16
 log_line_prefix = '%m [%p] %q%a '
 $extra_conf
 CONF
-	pp_as_server env $(pp_server_env) "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 60 start >/dev/null ||
+	pp_as_server "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 60 start >/dev/null ||
 		{ cat "$PP_WORK/server.log" >&2; return 1; }
 	export PGHOST=$PP_WORK PGPORT PGUSER=postgres PGDATABASE=postgres
 	export PP_WORK PP_PGDATA PP_SERVER_USER
 }
 
 pp_cluster_ctl() {
-	pp_as_server env $(pp_server_env) "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 120 "$@" >/dev/null
+	pp_as_server "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 120 "$@" >/dev/null
 }
 
 pp_cluster_stop() {

@@ -8,21 +8,13 @@
 #
 #   bash test/run.sh              everything
 #   bash test/run.sh records      only the named pg_regress suites / test/t scripts
-#   bash test/run.sh --sanitize   everything, with the extension built with ASan and UBSan
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PP_TOP"
 
-build_flags=()
-if [ "${1:-}" = --sanitize ]; then
-	shift
-	export PP_SANITIZE=1
-	build_flags=(SANITIZE=1)
-	(cd "$PP_TOP" && make -s clean >/dev/null)
-fi
 pp_install_deps || exit 1
-pp_log "building ${build_flags[*]}"
-pp_build "${build_flags[@]}" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+pp_log "building"
+pp_build || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 PP_WORK=$(mktemp -d /tmp/pinpipe-test.XXXXXX)
 trap 'pp_cluster_stop' EXIT
@@ -76,16 +68,6 @@ for t in "${scripts[@]}"; do
 	fi
 done
 
-if [ -n "${PP_SANITIZE:-}" ]; then
-	if ls "$PP_WORK"/sanitizer.* >/dev/null 2>&1; then
-		failed=$((failed + 1)); failures+=("sanitizer reports")
-		head -60 "$PP_WORK"/sanitizer.*
-	else
-		passed=$((passed + 1))
-		echo "ok sanitizers: no AddressSanitizer or UndefinedBehaviorSanitizer report"
-	fi
-	(cd "$PP_TOP" && make -s clean >/dev/null)
-fi
 for f in "${failures[@]}"; do echo "failed: $f"; done
 if [ "$failed" = 0 ]; then
 	trap - EXIT
