@@ -6,7 +6,7 @@ OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/cle
 DATA = $(wildcard pinpipe--*.sql)
 PGFILEDESC = "pinpipe - Kafka topics to cleaned tables"
 
-REGRESS = clean_functions records reclean control
+REGRESS = clean_functions records reclean control analytics analytics_cache
 REGRESS_OPTS = --inputdir=. --load-extension=pinpipe
 
 PG_CPPFLAGS = -I$(srcdir)/src
