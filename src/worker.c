@@ -41,6 +41,8 @@ PGDLLEXPORT void pinpipe_worker_main(Datum main_arg);
 
 #define METADATA_INTERVAL_MS 10000
 #define WATERMARK_TIMEOUT_MS 5000
+/* offset resets handled per batch; more wait for the next (they error again) */
+#define MAX_RESETS (PP_NKINDS * PP_MAX_PARTITIONS)
 
 typedef struct PartState
 {
@@ -494,7 +496,7 @@ handle_consumer_error(rd_kafka_message_t *m)
 			if (resets[i].kind == kind && resets[i].partition == m->partition)
 				return;
 		}
-		if (nresets < 3 * 1024)
+		if (nresets < MAX_RESETS)
 		{
 			resets[nresets].kind = kind;
 			resets[nresets].partition = m->partition;
@@ -857,7 +859,7 @@ pinpipe_worker_main(Datum main_arg)
 		AllocSetContextCreate(TopMemoryContext, "pinpipe JSON", 0, 1024 * 1024, 8 * 1024 * 1024);
 	pp_decode_set_allocator(json_alloc, json_free);
 	connected_database = MemoryContextStrdup(worker_cxt, pinpipe_database);
-	resets = MemoryContextAlloc(worker_cxt, sizeof(PendingReset) * 3 * 1024);
+	resets = MemoryContextAlloc(worker_cxt, sizeof(PendingReset) * MAX_RESETS);
 
 	ereport(LOG, (errmsg("pinpipe worker %d started in database \"%s\"", worker_id,
 						 connected_database)));
