@@ -37,6 +37,10 @@ TOOL_CFLAGS = -O2 -g -Wall -Wextra -Werror -std=gnu11 -Isrc -DPP_DATADIR='"$(PP_
 
 all: $(TOOLS)
 
+# PGXS tracks no header dependencies: rebuild every object when a header
+# changes (a struct that changed size in one object only corrupts memory).
+$(OBJS): $(wildcard src/*.h)
+
 src/bin/pinpipe-broker: src/bin/pinpipe-broker.c
 	$(CC) $(TOOL_CFLAGS) -o $@ $< -lrdkafka
 
