@@ -5,6 +5,7 @@
 #include "decode.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,13 +301,13 @@ decode_value(const PPField *field, const char *key, json_t *item, PPValue *v, ch
 }
 
 /*
- * Decode payload as a record of the given kind. On success rec holds the
- * values (call pp_record_free after use); on failure errbuf says why and rec
- * needs no freeing.
+ * Decode payload as a record of the given kind with jansson. On success rec
+ * holds the values (call pp_record_free after use); on failure errbuf says
+ * why and rec needs no freeing.
  */
 bool
-pp_decode(PPKind kind, const char *payload, size_t len, size_t max_len, PPRecord *rec, char *errbuf,
-		  size_t errlen)
+pp_decode_jansson(PPKind kind, const char *payload, size_t len, size_t max_len, PPRecord *rec,
+				  char *errbuf, size_t errlen)
 {
 	const PPField *fields = pp_fields(kind);
 	int nfields = pp_nfields(kind);
@@ -401,19 +402,410 @@ error:
 	return false;
 }
 
+/* Where jansson, and the fast path's string copies, get their memory. */
+static void *(*decode_alloc)(size_t) = malloc;
+static void (*decode_free)(void *) = free;
+
+static inline const char *
+skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* Four hex digits at p (bounded by end) into *cp. */
+static bool
+hex4(const char *p, const char *end, uint32_t *cp)
+{
+	uint32_t v = 0;
+
+	if (end - p < 4)
+		return false;
+	for (int i = 0; i < 4; i++)
+	{
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (uint32_t) (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (uint32_t) (c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (uint32_t) (c - 'A' + 10);
+		else
+			return false;
+	}
+	*cp = v;
+	return true;
+}
+
+static char *
+put_utf8(char *o, uint32_t cp)
+{
+	if (cp < 0x80)
+		*o++ = (char) cp;
+	else if (cp < 0x800)
+	{
+		*o++ = (char) (0xc0 | (cp >> 6));
+		*o++ = (char) (0x80 | (cp & 0x3f));
+	}
+	else if (cp < 0x10000)
+	{
+		*o++ = (char) (0xe0 | (cp >> 12));
+		*o++ = (char) (0x80 | ((cp >> 6) & 0x3f));
+		*o++ = (char) (0x80 | (cp & 0x3f));
+	}
+	else
+	{
+		*o++ = (char) (0xf0 | (cp >> 18));
+		*o++ = (char) (0x80 | ((cp >> 12) & 0x3f));
+		*o++ = (char) (0x80 | ((cp >> 6) & 0x3f));
+		*o++ = (char) (0x80 | (cp & 0x3f));
+	}
+	return o;
+}
+
+/* Length of the valid UTF-8 character at p, within end, or 0 when there is none. */
+static int
+utf8_char_length_bounded(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char tmp[4] = { 0 };
+	size_t avail = (size_t) (end - p);
+
+	if (avail >= 4)
+		return utf8_char_length(p);
+	memcpy(tmp, p, avail); /* the NUL after the copy stops utf8_char_length */
+	return utf8_char_length(tmp);
+}
+
+/*
+ * The string whose opening quote is just before p: its value goes to *out
+ * (NUL-terminated; *out advances past the NUL); returns what follows the
+ * closing quote, or NULL for what the fast path leaves to jansson (a control
+ * character, an unknown or NUL escape, a lone surrogate, invalid UTF-8, no
+ * closing quote).
+ */
+static const char *
+scan_string(const char *p, const char *end, char **out)
+{
+	char *o = *out;
+
+	while (p < end)
+	{
+		unsigned char c = (unsigned char) *p;
+		const char *run = p;
+		int n;
+
+		/* a run of plain ASCII, copied at once */
+		while (c >= 0x20 && c < 0x80 && c != '"' && c != '\\' && ++p < end)
+			c = (unsigned char) *p;
+		memcpy(o, run, (size_t) (p - run));
+		o += p - run;
+		if (p >= end)
+			return NULL;
+		if (c == '"')
+		{
+			*o++ = '\0';
+			*out = o;
+			return p + 1;
+		}
+		if (c < 0x20)
+			return NULL;
+		if (c == '\\')
+		{
+			uint32_t cp;
+			uint32_t lo;
+
+			if (++p >= end)
+				return NULL;
+			switch (*p)
+			{
+				case '"':
+				case '\\':
+				case '/':
+					*o++ = *p;
+					break;
+				case 'b':
+					*o++ = '\b';
+					break;
+				case 'f':
+					*o++ = '\f';
+					break;
+				case 'n':
+					*o++ = '\n';
+					break;
+				case 'r':
+					*o++ = '\r';
+					break;
+				case 't':
+					*o++ = '\t';
+					break;
+				case 'u':
+					if (!hex4(p + 1, end, &cp) || cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+						return NULL;
+					p += 4;
+					if (cp >= 0xd800 && cp <= 0xdbff)
+					{
+						if (end - p < 7 || p[1] != '\\' || p[2] != 'u' || !hex4(p + 3, end, &lo) ||
+							lo < 0xdc00 || lo > 0xdfff)
+							return NULL;
+						cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+						p += 6;
+					}
+					o = put_utf8(o, cp);
+					break;
+				default:
+					return NULL;
+			}
+			p++;
+			continue;
+		}
+		n = utf8_char_length_bounded((const unsigned char *) p, (const unsigned char *) end);
+		if (n == 0)
+			return NULL;
+		memcpy(o, p, (size_t) n);
+		o += n;
+		p += n;
+	}
+	return NULL;
+}
+
+/*
+ * The number at p, as jansson reads it: an integer (no fraction, no
+ * exponent) into *i, else a real into *f. NULL for what the fast path
+ * leaves to jansson: not a JSON number, an integer of more than 18 digits
+ * (jansson's range check decides), a real that overflows.
+ */
+static const char *
+scan_number(const char *p, const char *end, bool *is_int, int64_t *i, double *f)
+{
+	const char *start = p;
+	const char *digits;
+	bool neg = false;
+	bool real = false;
+	char text[64];
+	size_t ntext;
+
+	if (p < end && *p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	digits = p;
+	if (p >= end || *p < '0' || *p > '9')
+		return NULL;
+	if (*p == '0')
+	{
+		if (++p < end && *p >= '0' && *p <= '9')
+			return NULL;
+	}
+	else
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	if (p < end && *p == '.')
+	{
+		real = true;
+		if (++p >= end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E'))
+	{
+		real = true;
+		if (++p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	*is_int = !real;
+	if (!real)
+	{
+		int64_t v = 0;
+
+		if (p - digits > 18)
+			return NULL;
+		for (const char *d = digits; d < p; d++)
+			v = v * 10 + (*d - '0');
+		*i = neg ? -v : v;
+		return p;
+	}
+	ntext = (size_t) (p - start);
+	if (ntext >= sizeof(text))
+		return NULL;
+	memcpy(text, start, ntext);
+	text[ntext] = '\0';
+	*f = strtod(text, NULL);
+	if (isinf(*f))
+		return NULL;
+	return p;
+}
+
+/*
+ * The fast path: a flat object of known keys (no escapes in them), each
+ * field once, each value a string, a number of the field's type or null
+ * (not for the join key), and nothing after it. On success, rec holds the
+ * same values pp_decode_jansson would give (the fuzzer checks); false means
+ * jansson decides, and rec holds nothing.
+ */
+static bool
+decode_fast(PPKind kind, const char *payload, size_t len, PPRecord *rec)
+{
+	const PPField *fields = pp_fields(kind);
+	int nfields = pp_nfields(kind);
+	const char *p = payload;
+	const char *end = payload + len;
+	uint32_t seen = 0;
+	char *strings;
+	char *o;
+
+	p = skip_space(p, end);
+	if (p >= end || *p != '{')
+		return false;
+	/* every string in the copy is shorter than its quoted text in payload */
+	strings = decode_alloc(len + 1);
+	if (strings == NULL)
+		return false;
+	o = strings;
+	for (int f = 0; f < nfields; f++)
+		rec->values[f].isnull = true;
+	p = skip_space(p + 1, end);
+	for (;;)
+	{
+		const char *key;
+		size_t keylen;
+		int f;
+		PPValue *v;
+
+		if (p >= end || *p != '"')
+			goto fallback;
+		key = ++p;
+		while (p < end && *p != '"' && *p != '\\')
+			p++;
+		if (p >= end || *p != '"')
+			goto fallback;
+		keylen = (size_t) (p - key);
+		for (f = 0; f < nfields; f++)
+		{
+			if ((strlen(fields[f].name) == keylen && memcmp(key, fields[f].name, keylen) == 0) ||
+				(fields[f].alias != NULL && strlen(fields[f].alias) == keylen &&
+				 memcmp(key, fields[f].alias, keylen) == 0))
+				break;
+		}
+		if (f == nfields || (seen & (1U << f)) != 0)
+			goto fallback;
+		seen |= 1U << f;
+		p = skip_space(p + 1, end);
+		if (p >= end || *p != ':')
+			goto fallback;
+		p = skip_space(p + 1, end);
+		if (p >= end)
+			goto fallback;
+		v = &rec->values[f];
+		if (*p == '"')
+		{
+			if (fields[f].type != PP_T_TEXT)
+				goto fallback;
+			v->s.ptr = o;
+			p = scan_string(p + 1, end, &o);
+			if (p == NULL)
+				goto fallback;
+			v->s.len = (size_t) (o - v->s.ptr) - 1;
+			v->isnull = false;
+		}
+		else if (*p == 'n')
+		{
+			if (fields[f].key || end - p < 4 || memcmp(p, "null", 4) != 0)
+				goto fallback;
+			p += 4;
+		}
+		else
+		{
+			bool is_int;
+
+			p = scan_number(p, end, &is_int, &v->i, &v->f);
+			if (p == NULL || fields[f].type == PP_T_TEXT)
+				goto fallback;
+			if (fields[f].type == PP_T_INT4)
+			{
+				if (!is_int || v->i < INT32_MIN || v->i > INT32_MAX)
+					goto fallback;
+			}
+			else if (is_int)
+			{
+				v->f = (double) v->i;
+				v->i = 0;
+			}
+			if (fields[f].type == PP_T_INT4)
+				v->f = 0;
+			v->isnull = false;
+		}
+		p = skip_space(p, end);
+		if (p < end && *p == ',')
+		{
+			p = skip_space(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == '}')
+			break;
+		goto fallback;
+	}
+	if (skip_space(p + 1, end) != end)
+		goto fallback;
+	for (int f = 0; f < nfields; f++)
+	{
+		if (fields[f].key && (seen & (1U << f)) == 0)
+			goto fallback;
+	}
+	rec->strings = strings;
+	return true;
+
+fallback:
+	decode_free(strings);
+	memset(rec->values, 0, sizeof(rec->values));
+	return false;
+}
+
+/*
+ * Decode payload as a record of the given kind: the fast path when it can,
+ * else jansson. On success rec holds the values (call pp_record_free after
+ * use); on failure errbuf says why and rec needs no freeing.
+ */
+bool
+pp_decode(PPKind kind, const char *payload, size_t len, size_t max_len, PPRecord *rec, char *errbuf,
+		  size_t errlen)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->kind = kind;
+	if (payload != NULL && len > 0 && len <= max_len && decode_fast(kind, payload, len, rec))
+		return true;
+	return pp_decode_jansson(kind, payload, len, max_len, rec, errbuf, errlen);
+}
+
 void
 pp_record_free(PPRecord *rec)
 {
 	free(rec->extra);
 	if (rec->root != NULL)
 		json_decref((json_t *) rec->root);
+	if (rec->strings != NULL)
+		decode_free(rec->strings);
 	rec->extra = NULL;
 	rec->root = NULL;
+	rec->strings = NULL;
 }
 
-/* Let jansson allocate from the caller's arena (the worker's per-batch memory). */
+/*
+ * Let jansson, and the fast path, allocate from the caller's arena (the
+ * worker's per-batch memory).
+ */
 void
 pp_decode_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *))
 {
+	decode_alloc = alloc_fn;
+	decode_free = free_fn;
 	json_set_alloc_funcs(alloc_fn, free_fn);
 }

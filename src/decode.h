@@ -7,6 +7,12 @@
  * and becomes a dead letter in the worker. Keys the record does not know are
  * kept, as JSON text, in the record's extra. Plain C and jansson, so the
  * decoder can be fuzzed outside the server.
+ *
+ * pp_decode first tries a scanner for the common shape (a flat object of
+ * known keys, each once, with string, number or null values); whatever it
+ * does not recognise, valid or not, goes to jansson, which decides.
+ * pp_decode_jansson is jansson alone: the reference the fuzzer compares
+ * the scanner with.
  */
 #ifndef PINPIPE_DECODE_H
 #define PINPIPE_DECODE_H
@@ -21,10 +27,13 @@ typedef struct PPRecord
 	PPValue values[PP_MAX_FIELDS]; /* raw column order */
 	char *extra;                   /* malloc'd JSON object of unknown keys, or NULL */
 	void *root;                    /* the parsed document (json_t), owns the strings */
+	char *strings;                 /* or the fast path's copy of the strings */
 } PPRecord;
 
 extern bool pp_decode(PPKind kind, const char *payload, size_t len, size_t max_len, PPRecord *rec,
 					  char *errbuf, size_t errlen);
+extern bool pp_decode_jansson(PPKind kind, const char *payload, size_t len, size_t max_len,
+							  PPRecord *rec, char *errbuf, size_t errlen);
 extern void pp_record_free(PPRecord *rec);
 extern void pp_decode_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *));
 

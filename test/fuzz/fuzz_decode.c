@@ -11,8 +11,9 @@
  * equal values. The cleaned values must follow from the raw ones. A refused
  * message must leave a non-empty, NUL-terminated, valid UTF-8 error (the
  * worker stores it in a text column) and nothing to free. pp_record_free
- * must free everything: LeakSanitizer checks. A violated invariant calls
- * abort().
+ * must free everything: LeakSanitizer checks. pp_decode (which tries its
+ * fast path first) must agree exactly with pp_decode_jansson. A violated
+ * invariant calls abort().
  */
 #include "decode.h"
 
@@ -293,13 +294,49 @@ check_record(const PPRecord *rec, PPKind kind)
 	check_clean(rec);
 }
 
+/*
+ * pp_decode (the fast path, or jansson) must agree with pp_decode_jansson:
+ * the same verdict, the same error, the same values.
+ */
+static void
+check_same(const PPRecord *rec, const PPRecord *ref, PPKind kind)
+{
+	const PPField *fields = pp_fields(kind);
+
+	CHECK((rec->extra == NULL) == (ref->extra == NULL) &&
+			  (rec->extra == NULL || strcmp(rec->extra, ref->extra) == 0),
+		  "the extras differ");
+	for (int f = 0; f < pp_nfields(kind); f++)
+	{
+		const PPValue *a = &rec->values[f];
+		const PPValue *b = &ref->values[f];
+
+		CHECK(a->isnull == b->isnull, "\"%s\": null %d, jansson %d", fields[f].name, a->isnull,
+			  b->isnull);
+		CHECK(a->i == b->i, "\"%s\": %lld, jansson %lld", fields[f].name, (long long) a->i,
+			  (long long) b->i);
+		CHECK(memcmp(&a->f, &b->f, sizeof(double)) == 0, "\"%s\": %.17g, jansson %.17g",
+			  fields[f].name, a->f, b->f);
+		CHECK(a->s.len == b->s.len && (a->s.len == 0 || memcmp(a->s.ptr, b->s.ptr, a->s.len) == 0),
+			  "\"%s\": the strings differ", fields[f].name);
+		CHECK((a->s.ptr == NULL) == (b->s.ptr == NULL), "\"%s\": text present on one side",
+			  fields[f].name);
+		CHECK(a->s.ptr == NULL || a->s.ptr[a->s.len] == '\0', "\"%s\": not NUL-terminated",
+			  fields[f].name);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	PPKind kind;
 	size_t max_len = PP_FUZZ_MAX_LEN;
 	char errbuf[PP_ERRBUF_SIZE];
+	char referr[PP_ERRBUF_SIZE];
 	PPRecord rec;
+	PPRecord ref;
+	bool ok;
+	bool refok;
 
 	if (size < 1)
 		return 0;
@@ -308,13 +345,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		max_len = (size_t) (data[0] & 0x7f);
 
 	memset(errbuf, 0xa5, sizeof(errbuf));
+	memset(referr, 0xa5, sizeof(referr));
 	memset(&rec, 0x5a, sizeof(rec));
-	if (pp_decode(kind, (const char *) data + 1, size - 1, max_len, &rec, errbuf, sizeof(errbuf)))
+	memset(&ref, 0x5a, sizeof(ref));
+	ok = pp_decode(kind, (const char *) data + 1, size - 1, max_len, &rec, errbuf, sizeof(errbuf));
+	refok = pp_decode_jansson(kind, (const char *) data + 1, size - 1, max_len, &ref, referr,
+							  sizeof(referr));
+	CHECK(ok == refok, "pp_decode says %d, jansson %d (%s)", ok, refok, ok ? referr : errbuf);
+	if (ok)
 	{
 		CHECK(size - 1 > 0 && size - 1 <= max_len, "a message of %zu bytes was accepted", size - 1);
-		check_record(&rec, kind);
+		check_same(&rec, &ref, kind);
+		check_record(&ref, kind);
+		check_clean(&rec);
 		pp_record_free(&rec);
-		CHECK(rec.extra == NULL && rec.root == NULL, "pp_record_free left pointers behind");
+		pp_record_free(&ref);
+		CHECK(rec.extra == NULL && rec.root == NULL && rec.strings == NULL,
+			  "pp_record_free left pointers behind");
 		/* freeing twice is harmless */
 		pp_record_free(&rec);
 	}
@@ -322,12 +369,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		size_t n;
 
+		CHECK(strcmp(errbuf, referr) == 0, "the errors differ: \"%s\", jansson \"%s\"", errbuf,
+			  referr);
 		CHECK(memchr(errbuf, '\0', sizeof(errbuf)) != NULL, "the error is not NUL-terminated");
 		n = strlen(errbuf);
 		CHECK(n > 0, "the error is empty");
 		CHECK(valid_utf8((const unsigned char *) errbuf, n), "the error is not valid UTF-8: %s",
 			  errbuf);
-		CHECK(rec.extra == NULL && rec.root == NULL, "a refused record holds memory");
+		CHECK(rec.extra == NULL && rec.root == NULL && rec.strings == NULL,
+			  "a refused record holds memory");
 	}
 	return 0;
 }
