@@ -29,12 +29,19 @@ char *pinpipe_kafka_config = NULL;
 int pinpipe_max_message_bytes = 1048576;
 int pinpipe_workers = 1;
 char *pinpipe_partitions = NULL;
+int pinpipe_write_method = PP_WRITE_AUTO;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static const struct config_enum_entry start_offset_options[] = {
 	{ "earliest", PP_START_EARLIEST, false },
 	{ "latest", PP_START_LATEST, false },
+	{ NULL, 0, false },
+};
+
+static const struct config_enum_entry write_method_options[] = {
+	{ "auto", PP_WRITE_AUTO, false },
+	{ "insert", PP_WRITE_INSERT, false },
 	{ NULL, 0, false },
 };
 
@@ -178,6 +185,13 @@ define_settings(void)
 							"Largest message the worker accepts; larger ones become dead letters.",
 							NULL, &pinpipe_max_message_bytes, 1048576, 1, MaxAllocSize / 2,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomEnumVariable(
+		"pinpipe.write_method", "How the worker writes raw rows: auto or insert.",
+		"auto writes them as COPY FROM does (multi-row heap inserts) into a plain table without "
+		"triggers, row security or generated columns, and through INSERT otherwise; insert "
+		"always uses INSERT (for tables another extension manages, such as Citus's).",
+		&pinpipe_write_method, PP_WRITE_AUTO, write_method_options, PGC_SIGHUP, 0, NULL, NULL,
+		NULL);
 	DefineCustomIntVariable(
 		"pinpipe.workers", "Number of consumer workers; each takes a share of the partitions.",
 		NULL, &pinpipe_workers, 1, 0, PP_MAX_WORKERS, PGC_POSTMASTER, 0, NULL, NULL, NULL);

@@ -12,6 +12,13 @@ typedef enum PPStartOffset
 	PP_START_LATEST
 } PPStartOffset;
 
+/* pinpipe.write_method values */
+typedef enum PPWriteMethod
+{
+	PP_WRITE_AUTO,
+	PP_WRITE_INSERT
+} PPWriteMethod;
+
 /* settings (pinpipe.c); see the README's settings table */
 extern char *pinpipe_brokers;
 extern char *pinpipe_topic_prefix;
@@ -23,6 +30,7 @@ extern char *pinpipe_kafka_config;
 extern int pinpipe_max_message_bytes;
 extern int pinpipe_workers;
 extern char *pinpipe_partitions;
+extern int pinpipe_write_method;
 
 extern bool pp_partition_selected(const char *list, int partition);
 

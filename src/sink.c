@@ -17,10 +17,15 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -33,6 +38,7 @@
 #include "utils/typcache.h"
 
 #include "convert.h"
+#include "pinpipe.h"
 #include "sink.h"
 
 /* A statement that takes one array of rows of a table's row type. */
@@ -56,6 +62,9 @@ typedef struct KindTables
 	TupleDesc clean_desc;
 	PPCleanMap clean_map;
 } KindTables;
+
+/* Rows table_multi_insert takes at a time (as COPY FROM buffers them). */
+#define DIRECT_GROUP 1000
 
 static const char *
 raw_table(PPKind kind)
@@ -298,6 +307,119 @@ indset_add(IndSet *set, int32 ind)
 	return true;
 }
 
+/*
+ * Whether rows can go straight into the table, as COPY FROM writes them
+ * (table_multi_insert, then the indexes), with nothing lost that INSERT
+ * would do: a plain table without triggers (foreign keys are triggers too),
+ * row security or stored generated columns; its constraints are checked
+ * here. Not when pinpipe.write_method = insert, nor when Citus is installed
+ * (its distributed tables take rows only through its planner).
+ */
+static bool
+direct_insert_ok(Relation rel)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+
+	if (pinpipe_write_method != PP_WRITE_AUTO)
+		return false;
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
+		rel->rd_rel->relrowsecurity || (constr != NULL && constr->has_generated_stored))
+		return false;
+	return !OidIsValid(get_extension_oid("citus", true));
+}
+
+/*
+ * Insert rows (composite datums of the table's row type) into table the way
+ * COPY FROM does: table_multi_insert in groups of DIRECT_GROUP, then each
+ * row's index entries (a duplicate key raises unique_violation, as INSERT
+ * does). Unlike COPY, no bulk-insert ring buffer: the batches are small and
+ * frequent, and their pages are better left to the background writer. Returns false, having written
+ * nothing, when the table needs INSERT (see direct_insert_ok).
+ */
+static bool
+insert_direct(const char *table, Datum *rows, int n)
+{
+	Oid relid = get_relname_relid(table, get_namespace_oid("pinpipe", false));
+	Relation rel;
+	RangeTblEntry *rte;
+	EState *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot **slots;
+	HeapTupleData *tuples;
+	CommandId cid;
+	TupleConstr *constr;
+
+	rel = table_open(relid, RowExclusiveLock);
+	if (!direct_insert_ok(rel))
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	constr = RelationGetDescr(rel)->constr;
+
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	ExecCheckRTPerms(list_make1(rte), true);
+
+	estate = CreateExecutorState();
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(estate, rri, 1);
+	CheckValidResultRel(rri, CMD_INSERT);
+	ExecOpenIndices(rri, false);
+
+	slots = palloc(sizeof(TupleTableSlot *) * Min(n, DIRECT_GROUP));
+	for (int i = 0; i < Min(n, DIRECT_GROUP); i++)
+		slots[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	tuples = palloc(sizeof(HeapTupleData) * Min(n, DIRECT_GROUP));
+	cid = GetCurrentCommandId(true);
+
+	for (int start = 0; start < n; start += DIRECT_GROUP)
+	{
+		int nused = Min(n - start, DIRECT_GROUP);
+		MemoryContext old;
+
+		for (int i = 0; i < nused; i++)
+		{
+			HeapTupleHeader td = DatumGetHeapTupleHeader(rows[start + i]);
+
+			tuples[i].t_len = HeapTupleHeaderGetDatumLength(td);
+			ItemPointerSetInvalid(&tuples[i].t_self);
+			tuples[i].t_tableOid = relid;
+			tuples[i].t_data = td;
+			/* the slot copies the tuple when the table stores it: the row survives a retry */
+			ExecStoreHeapTuple(&tuples[i], slots[i], false);
+			if (constr != NULL)
+				ExecConstraints(rri, slots[i], estate);
+		}
+		/* table_multi_insert may leak memory into the current context */
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		table_multi_insert(rel, slots, nused, cid, 0, NULL);
+		MemoryContextSwitchTo(old);
+		for (int i = 0; i < nused; i++)
+		{
+			if (rri->ri_NumIndices > 0)
+				list_free(ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL));
+			ExecClearTuple(slots[i]);
+		}
+		ResetPerTupleExprContext(estate);
+	}
+
+	for (int i = 0; i < Min(n, DIRECT_GROUP); i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	/* what follows (the clean upsert, a trigger) sees these rows */
+	CommandCounterIncrement();
+	return true;
+}
+
 /* Write the good messages of msgs[lo, hi): raw rows, and the latest clean row per ind. */
 static void
 write_rows(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext batch_cxt)
@@ -319,7 +441,8 @@ write_rows(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext ba
 		}
 		if (n == 0)
 			continue;
-		run_rows(&raw_plans[k], rows, n);
+		if (!insert_direct(raw_table((PPKind) k), rows, n))
+			run_rows(&raw_plans[k], rows, n);
 
 		/* clean rows: the last message of each ind wins (walk backwards) */
 		indset_init(&seen, n);

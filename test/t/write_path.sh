@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The raw rows' two write paths (pinpipe.write_method): "auto" writes a plain
+# table as COPY FROM does (table_multi_insert, then the indexes), "insert"
+# (and auto, for a table with triggers) through INSERT. Both must give the
+# same rows, keep every index whole (amcheck: every heap row has its entry),
+# check the table's constraints, and make a row that breaks one a dead letter
+# while its neighbours land.
+set -u
+. "$(dirname "$0")/../lib.sh"
+cd "$PP_TOP"
+trap 'pp_brokers_stop; pp_set pinpipe.write_method auto' EXIT
+
+pp_reset_pinpipe
+pp_broker_start wp --partitions 2 --prefix wp || exit 1
+
+# A user's additions to the raw tables: a CHECK constraint and a unique
+# index on pin_raw, an expression index on geo_raw, and a row trigger on
+# user_raw (which makes the auto path fall back to INSERT for that table).
+pp_psql -d postgres >/dev/null <<'SQL'
+CREATE EXTENSION IF NOT EXISTS amcheck;
+CREATE EXTENSION IF NOT EXISTS pg_walinspect;
+ALTER TABLE pinpipe.pin_raw ADD CONSTRAINT no_banned_title CHECK (title IS DISTINCT FROM 'banned');
+CREATE UNIQUE INDEX pin_raw_unique_id ON pinpipe.pin_raw (unique_id);
+CREATE INDEX geo_raw_country_lower ON pinpipe.geo_raw (lower(country));
+CREATE TABLE public.user_audit (ind int, kafka_offset bigint);
+CREATE FUNCTION public.user_audit() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO public.user_audit VALUES (NEW.ind, NEW.kafka_offset); RETURN NEW; END $$;
+CREATE TRIGGER user_audit AFTER INSERT ON pinpipe.user_raw FOR EACH ROW EXECUTE FUNCTION public.user_audit();
+SQL
+
+# produce ROUND FIRST_IND: 100 records (a pin, a geo, a user each), two of
+# the pins bad: one breaks the CHECK constraint, one repeats a unique_id
+produce() {
+	local round=$1 first=$2 work
+	work=$(mktemp -d)
+	for i in $(seq "$first" $((first + 99))); do
+		local title="pin $i" uid="00000000-0000-0000-$round-$(printf '%012d' "$i")"
+		[ "$i" = $((first + 10)) ] && title=banned
+		[ "$i" = $((first + 20)) ] && uid="00000000-0000-0000-$round-$(printf '%012d' $((first + 19)))"
+		printf '%s\t{"index": %d, "unique_id": "%s", "title": "%s", "follower_count": "%dk"}\n' \
+			"$i" "$i" "$uid" "$title" "$i" >>"$work/pin"
+		printf '%s\t{"ind": %d, "latitude": 10.5, "longitude": 20, "country": "Country %d"}\n' \
+			"$i" "$i" $((i % 7)) >>"$work/geo"
+		printf '%s\t{"ind": %d, "first_name": "A%d", "last_name": "B", "age": 30}\n' "$i" "$i" "$i" >>"$work/user"
+	done
+	for k in pin geo user; do
+		kcat -b "$PP_BROKER" -P -t "wp.$k" -K $'\t' <"$work/$k" || return 1
+	done
+	rm -rf "$work"
+}
+
+# check ROUND FIRST_IND MESSAGES_SO_FAR
+check() {
+	local round=$1 first=$2 total=$3
+	pp_wait_for 60 "SELECT coalesce(sum(next_offset), 0) = $total FROM pinpipe.offsets WHERE topic LIKE 'wp.%'" ||
+		PP_FAILED=$((PP_FAILED + 1))
+	pp_check "$round: every good pin is a raw row, the two bad ones dead letters" \
+		"SELECT count(*) = 98 FROM pinpipe.pin_raw WHERE \"index\" BETWEEN $first AND $first + 99"
+	pp_check "$round: the row breaking the CHECK constraint is a dead letter saying so" \
+		"SELECT count(*) = 1 FROM pinpipe.dead_letters WHERE topic = 'wp.pin'
+		    AND convert_from(payload, 'UTF8')::json->>'index' = '$((first + 10))'
+		    AND error LIKE '%violates check constraint \"no_banned_title\"%'"
+	# (the two pins sharing a unique_id may sit on different partitions: either can come first)
+	pp_check "$round: the repeated unique_id is a dead letter saying so" \
+		"SELECT count(*) = 1 FROM pinpipe.dead_letters WHERE topic = 'wp.pin'
+		    AND convert_from(payload, 'UTF8')::json->>'index' IN ('$((first + 19))', '$((first + 20))')
+		    AND error LIKE '%duplicate key value violates unique constraint \"pin_raw_unique_id\"%'"
+	pp_check "$round: geo and user rows all land" \
+		"SELECT (SELECT count(*) FROM pinpipe.geo_raw WHERE ind BETWEEN $first AND $first + 99) = 100
+		    AND (SELECT count(*) FROM pinpipe.user_raw WHERE ind BETWEEN $first AND $first + 99) = 100"
+	pp_check "$round: the user_raw trigger fired once per row" \
+		"SELECT count(*) = 100 AND count(DISTINCT ind) = 100 FROM public.user_audit WHERE ind BETWEEN $first AND $first + 99"
+	pp_check "$round: the expression index finds the rows" \
+		"SELECT count(*) = (SELECT count(*) FROM pinpipe.geo_raw WHERE country || '' = 'Country 3')
+		    FROM pinpipe.geo_raw WHERE lower(country) = 'country 3'"
+	pp_check "$round: every index of the raw tables holds every row (amcheck)" \
+		"SELECT count(*) = 5 FROM (SELECT bt_index_check(i.indexrelid, true)
+		    FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+		    WHERE c.relnamespace = 'pinpipe'::regnamespace AND c.relname LIKE '%_raw') s"
+	pp_check "$round: clean rows = distinct good inds" \
+		"SELECT (SELECT count(*) FROM pinpipe.pin_clean WHERE ind BETWEEN $first AND $first + 99) = 98"
+}
+
+# multi_inserts FROM_LSN: the WAL's heap multi-insert records since FROM_LSN
+# (what table_multi_insert writes; INSERT writes one insert record per row)
+multi_inserts() {
+	pp_psql -d postgres -c "SELECT count(*) FROM pg_get_wal_records_info('$1', pg_current_wal_lsn())
+		WHERE resource_manager = 'Heap2' AND record_type = 'MULTI_INSERT'"
+}
+
+pp_set pinpipe.brokers "$PP_BROKER" pinpipe.topic_prefix wp
+echo "write_method = auto"
+lsn=$(pp_psql -d postgres -c "SELECT pg_current_wal_lsn()")
+produce 1000 1 || exit 1
+check auto 1 300
+n=$(multi_inserts "$lsn")
+if [ "$n" -gt 0 ]; then echo "  ok: auto: pin_raw and geo_raw written as COPY does ($n multi-insert WAL records)"; else
+	echo "  FAILED: auto: no multi-insert WAL record: the rows did not take the direct path"
+	PP_FAILED=$((PP_FAILED + 1))
+fi
+
+echo "write_method = insert"
+pp_set pinpipe.write_method insert
+sleep 1 # the worker reloads its settings between batches
+lsn=$(pp_psql -d postgres -c "SELECT pg_current_wal_lsn()")
+produce 2000 1001 || exit 1
+check insert 1001 600
+n=$(multi_inserts "$lsn")
+if [ "$n" = 0 ]; then echo "  ok: insert: every row went through INSERT (no multi-insert WAL record)"; else
+	echo "  FAILED: insert: $n multi-insert WAL records: write_method = insert was not obeyed"
+	PP_FAILED=$((PP_FAILED + 1))
+fi
+
+pp_check "both ways store what the messages said" \
+	"SELECT count(*) = 196 AND bool_and(title = 'pin ' || \"index\" AND follower_count = \"index\" || 'k'
+	    AND unique_id LIKE '00000000-0000-0000-_000-%' AND kafka_partition IN (0, 1) AND kafka_timestamp IS NOT NULL)
+	    FROM pinpipe.pin_raw"
+pp_check "both ways: geo rows as sent" \
+	"SELECT count(*) = 200 AND bool_and(latitude = 10.5 AND longitude = 20 AND country = 'Country ' || ind % 7)
+	    FROM pinpipe.geo_raw"
+
+pp_psql -d postgres >/dev/null <<'SQL'
+DROP TRIGGER user_audit ON pinpipe.user_raw;
+DROP FUNCTION public.user_audit();
+DROP TABLE public.user_audit;
+DROP INDEX pinpipe.pin_raw_unique_id, pinpipe.geo_raw_country_lower;
+ALTER TABLE pinpipe.pin_raw DROP CONSTRAINT no_banned_title;
+SQL
+exit $((PP_FAILED > 0))
