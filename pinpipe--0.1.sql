@@ -552,6 +552,10 @@ DECLARE
     upsert text := 'INSERT INTO pinpipe.%1$s AS t (%2$s, n) SELECT %2$s, sum(s) FROM %3$s WHERE %4$s '
                    'GROUP BY %2$s HAVING sum(s) <> 0 '
                    'ON CONFLICT (%2$s) DO UPDATE SET n = t.n + excluded.n';
+    -- The pairs with the other clean tables are looked up per changed row
+    -- (LATERAL ... OFFSET 0 keeps it a nested loop over the primary key):
+    -- a hash join would read the whole other table on every statement,
+    -- which made each batch cost in proportion to the tables' size.
     -- the most followed (see analytics_country_top): g3 the net change per
     -- (country, follower_count, poster); a country whose changes include a
     -- count above its top (or that has no top: it had no pins) gets a new
@@ -594,9 +598,11 @@ BEGIN
     IF kind = 'pin' THEN
         RETURN 'WITH d AS MATERIALIZED (' || d || '),
 g AS MATERIALIZED (SELECT d.category, d.poster_name, d.follower_count, d.s, g.country, pinpipe.year_of(g."timestamp") AS post_year
-                     FROM d JOIN pinpipe.geo_clean g ON g.ind = d.ind),
+                     FROM d CROSS JOIN LATERAL (SELECT g.country, g."timestamp" FROM pinpipe.geo_clean g
+                                                 WHERE g.ind = d.ind OFFSET 0) g),
 u AS MATERIALIZED (SELECT d.category, d.follower_count, d.s, pinpipe.age_group(u.age) AS age_group, pinpipe.year_of(u.date_joined) AS join_year
-                     FROM d JOIN pinpipe.user_clean u ON u.ind = d.ind),
+                     FROM d CROSS JOIN LATERAL (SELECT u.age, u.date_joined FROM pinpipe.user_clean u
+                                                 WHERE u.ind = d.ind OFFSET 0) u),
 a1 AS (' || format(upsert, 'analytics_country_category', 'country, category', 'g', 'country IS NOT NULL AND category IS NOT NULL') || '),
 a2 AS (' || format(upsert, 'analytics_year_category', 'post_year, category', 'g', 'post_year IS NOT NULL AND category IS NOT NULL') || '),
 ' || top || ',
@@ -606,7 +612,8 @@ SELECT';
     ELSIF kind = 'geo' THEN
         RETURN 'WITH d AS MATERIALIZED (' || d || '),
 g AS MATERIALIZED (SELECT p.category, p.poster_name, p.follower_count, d.s, d.country, d.post_year
-                     FROM d JOIN pinpipe.pin_clean p ON p.ind = d.ind),
+                     FROM d CROSS JOIN LATERAL (SELECT p.category, p.poster_name, p.follower_count
+                                                  FROM pinpipe.pin_clean p WHERE p.ind = d.ind OFFSET 0) p),
 a1 AS (' || format(upsert, 'analytics_country_category', 'country, category', 'g', 'country IS NOT NULL AND category IS NOT NULL') || '),
 a2 AS (' || format(upsert, 'analytics_year_category', 'post_year, category', 'g', 'post_year IS NOT NULL AND category IS NOT NULL') || '),
 ' || top || '
@@ -614,7 +621,8 @@ SELECT';
     ELSE
         RETURN 'WITH d AS MATERIALIZED (' || d || '),
 u AS MATERIALIZED (SELECT p.category, p.follower_count, d.s, d.age_group, d.join_year
-                     FROM d JOIN pinpipe.pin_clean p ON p.ind = d.ind),
+                     FROM d CROSS JOIN LATERAL (SELECT p.category, p.follower_count
+                                                  FROM pinpipe.pin_clean p WHERE p.ind = d.ind OFFSET 0) p),
 a4 AS (' || format(upsert, 'analytics_age_category', 'age_group, category', 'u', 'age_group IS NOT NULL AND category IS NOT NULL') || '),
 a5 AS (' || format(upsert, 'analytics_followers', 'age_group, join_year, follower_count', 'u', 'follower_count IS NOT NULL') || '),
 a6 AS (' || format(upsert, 'analytics_join_year', 'join_year', 'd', 'join_year IS NOT NULL') || ')
