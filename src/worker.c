@@ -844,6 +844,12 @@ pinpipe_worker_main(Datum main_arg)
 	pgstat_report_appname("pinpipe worker");
 	/* a batch's rows pass through the executor in memory: no temp files */
 	SetConfigOption("work_mem", "65536", PGC_USERSET, PGC_S_SESSION);
+	/*
+	 * The statements the worker runs are planned for every batch (the
+	 * analytics triggers' EXECUTE) and finish in milliseconds: compiling them
+	 * with LLVM cost about a tenth of the worker's CPU, and its memory.
+	 */
+	SetConfigOption("jit", "off", PGC_USERSET, PGC_S_SESSION);
 
 	/*
 	 * Keep freed batch memory in the process: glibc would otherwise unmap the
