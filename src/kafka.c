@@ -192,7 +192,9 @@ pp_kafka_consumer(const char *brokers, const char *config, int worker)
 	set_default(conf, "auto.offset.reset", "error");
 	set_default(conf, "enable.partition.eof", "false");
 	set_default(conf, "fetch.wait.max.ms", "50");
-	set_default(conf, "queued.max.messages.kbytes", "32768");
+	/* prefetch: about two batches of messages, in bounded fetch responses */
+	set_default(conf, "queued.max.messages.kbytes", "8192");
+	set_default(conf, "fetch.max.bytes", "8388608");
 	set_default(conf, "log.queue", "true");
 	if (!apply_kafka_config(conf, config, errbuf, sizeof(errbuf)))
 	{

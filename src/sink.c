@@ -265,6 +265,8 @@ run_rows(RowsPlan *p, Datum *rows, int n)
 	rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pinpipe: insert failed: %s", SPI_result_code_string(rc));
+	/* a copy of every row: free it before the next table's */
+	pfree(DatumGetPointer(arg));
 }
 
 /*
