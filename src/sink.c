@@ -506,6 +506,12 @@ write_dead_letters(PPMessage *msgs, int nmsgs, const char *const *topics)
 												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[4] = PointerGetDatum(
 		construct_md_array(payload, payload_null, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	/* the array has its own copy: free ours before the insert makes more (large messages) */
+	for (int i = 0; i < n; i++)
+	{
+		if (!payload_null[i])
+			pfree(DatumGetPointer(payload[i]));
+	}
 	args[5] = text_array(error, n);
 	rc = SPI_execute_plan(dead_letter_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
