@@ -96,7 +96,12 @@ usage(FILE *out)
 			"\n"
 			"Note: the mock cluster keeps messages in memory, at most about 5 MB and 100000\n"
 			"message batches per partition; older messages are deleted, like retention. Give\n"
-			"a large backlog enough partitions, or consumers will see offsets jump.\n");
+			"a large backlog enough partitions, or consumers will see offsets jump. A batch\n"
+			"that, with the newest batch before it, passes 5 MiB deletes all older ones and\n"
+			"itself too (the partition then starts after it), unless the partition was empty;\n"
+			"so a message of about 5 MB or more needs an empty partition of its own, and is\n"
+			"deleted, with the new message, as soon as another is produced there. Requests\n"
+			"over 100 MB (librdkafka's receive.message.max.bytes) are refused.\n");
 }
 
 /* Print one line to stderr, prefixed with the program name. */
