@@ -18,13 +18,17 @@
 # partition 0, and each message of 5 MB or more alone on a partition of its own
 # (1, 2, 3) that receives nothing after it. test/t/offset_gap.sh covers what
 # the worker does when the broker does delete unread messages.
+#
+# Last, a 150 MB message (on partition 4), over librdkafka's
+# receive.message.max.bytes (100 MB): the consumer cannot fetch it, and says
+# so; raising it in pinpipe.kafka_config must turn it into a dead letter.
 set -u
 . "$(dirname "$0")/../lib.sh"
 cd "$PP_TOP"
 work=$(mktemp -d)
 cleanup() {
-	pp_psql -d postgres -c "ALTER SYSTEM RESET pinpipe.max_message_bytes" -c "SELECT pg_reload_conf()" \
-		>/dev/null 2>&1
+	pp_psql -d postgres -c "ALTER SYSTEM RESET pinpipe.max_message_bytes" \
+		-c "ALTER SYSTEM RESET pinpipe.kafka_config" -c "SELECT pg_reload_conf()" >/dev/null 2>&1
 	pp_brokers_stop
 	rm -rf "$work"
 }
@@ -33,7 +37,7 @@ bash test/hostile/make.sh "$work" >/dev/null || exit 1
 limit=1048576
 
 pp_reset_pinpipe
-pp_broker_start hostilebig --partitions 4 --prefix hostilebig || exit 1
+pp_broker_start hostilebig --partitions 5 --prefix hostilebig --max-request-bytes 400000000 || exit 1
 pp_set pinpipe.brokers "$PP_BROKER" pinpipe.topic_prefix hostilebig
 pp_wait_for 30 "SELECT bool_and(state = 'consuming') FROM pinpipe.status" || PP_FAILED=$((PP_FAILED + 1))
 pid=$(pp_worker_pid)
@@ -43,7 +47,7 @@ echo "  worker pid $pid, peak RSS so far $(hwm "$pid") MB"
 total=0
 # produce KIND PARTITION FILE: one message, the file's bytes
 produce() {
-	kcat -b "$PP_BROKER" -P -t "hostilebig.$1" -p "$2" -X message.max.bytes=20000000 "$3" || {
+	kcat -b "$PP_BROKER" -P -t "hostilebig.$1" -p "$2" -X message.max.bytes=200000000 "$3" || {
 		echo "  FAILED: could not produce $3"; PP_FAILED=$((PP_FAILED + 1)); }
 	total=$((total + 1))
 }
@@ -98,6 +102,27 @@ produce pin 3 "$work/message_10mb"
 more 3000
 stored "the 10 MB message under a 16 MB limit" pin 3 0 60
 pp_psql -d postgres -c "ALTER SYSTEM RESET pinpipe.max_message_bytes" -c "SELECT pg_reload_conf()" >/dev/null
+peak=$(hwm "$pid")
+if [ -n "$peak" ] && [ "$peak" -lt 400 ]; then echo "  ok: worker peak RSS $peak MB (under 400 MB)"; else
+	echo "  FAILED: worker peak RSS ${peak:-?} MB"; PP_FAILED=$((PP_FAILED + 1)); fi
+
+# pin partition 4: 150 MB, more than the consumer can receive until told
+{ printf '{"index": 8, "title": "'; head -c 150000000 /dev/zero | tr '\0' x; printf '"}'; } >"$work/message_150mb"
+produce pin 4 "$work/message_150mb"
+rm -f "$work/message_150mb"
+small pin 0 5000 10
+if pp_wait_for 30 "SELECT bool_or(last_error LIKE '%increase receive.message.max.bytes%') FROM pinpipe.status"; then
+	echo "  ok: status.last_error says the consumer cannot receive it"
+else
+	echo "  FAILED: no receive.message.max.bytes error in status"; PP_FAILED=$((PP_FAILED + 1))
+fi
+if grep -q "HINT:  Raise it in pinpipe.kafka_config" "$PP_WORK/server.log" 2>/dev/null; then
+	echo "  ok: the server log says how to get past it"
+else
+	echo "  FAILED: no hint about receive.message.max.bytes in the server log"; PP_FAILED=$((PP_FAILED + 1))
+fi
+pp_set pinpipe.kafka_config receive.message.max.bytes=300000000
+stored "the 150 MB message, with receive.message.max.bytes raised," pin 4 0 90
 echo "  produced $total messages"
 
 pp_check "4.5 MB: a dead letter at hostilebig.pin [0] offset 10, with its bytes" \
@@ -116,7 +141,11 @@ pp_check "10 MB under a 16 MB limit: a row (raw and clean) at hostilebig.pin [3]
 	        AND octet_length(c.description) = 10485760 - 50
 	   FROM pinpipe.pin_raw r JOIN pinpipe.pin_clean c ON c.ind = r.\"index\"
 	  WHERE r.kafka_partition = 3 AND r.kafka_offset = 0"
-pp_check "no other dead letter" "SELECT count(*) = 3 FROM pinpipe.dead_letters"
+pp_check "150 MB: a dead letter at hostilebig.pin [4] offset 0, with its bytes" \
+	"SELECT error = 'message of 150000025 bytes exceeds the limit of $limit bytes'
+	        AND octet_length(payload) = 150000025 FROM pinpipe.dead_letters
+	  WHERE topic = 'hostilebig.pin' AND kafka_partition = 4 AND kafka_offset = 0"
+pp_check "no other dead letter" "SELECT count(*) = 4 FROM pinpipe.dead_letters"
 pp_check "nothing deleted by the broker before it was read" "SELECT count(*) = 0 FROM pinpipe.offset_gaps"
 pp_check_complete hostilebig "$total"
 
@@ -125,6 +154,6 @@ now=$(pp_worker_pid)
 if [ -n "$pid" ] && [ "$now" = "$pid" ]; then echo "  ok: the worker never restarted (pid $pid)"; else
 	echo "  FAILED: the worker restarted (pid $pid, now ${now:-none})"; PP_FAILED=$((PP_FAILED + 1)); fi
 peak=$(hwm "$pid")
-if [ -n "$peak" ] && [ "$peak" -lt 400 ]; then echo "  ok: worker peak RSS $peak MB (under 400 MB)"; else
-	echo "  FAILED: worker peak RSS ${peak:-?} MB"; PP_FAILED=$((PP_FAILED + 1)); fi
+if [ -n "$peak" ] && [ "$peak" -lt 1200 ]; then echo "  ok: worker peak RSS $peak MB after 150 MB (under 1200 MB)"; else
+	echo "  FAILED: worker peak RSS ${peak:-?} MB after 150 MB"; PP_FAILED=$((PP_FAILED + 1)); fi
 exit $((PP_FAILED > 0))
