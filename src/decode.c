@@ -321,7 +321,10 @@ pp_decode_jansson(PPKind kind, const char *payload, size_t len, size_t max_len, 
 
 	memset(rec, 0, sizeof(*rec));
 	rec->kind = kind;
-	if (payload == NULL || len == 0)
+	/* librdkafka gives a null value (a tombstone) as NULL, an empty one as len 0 */
+	if (payload == NULL)
+		return fail(errbuf, errlen, "message value is null (a Kafka tombstone)");
+	if (len == 0)
 		return fail(errbuf, errlen, "empty message");
 	if (len > max_len)
 		return fail(errbuf, errlen, "message of %zu bytes exceeds the limit of %zu bytes", len,

@@ -166,7 +166,18 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	ereport(LOG, (errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason)));
+	/* a record batch over receive.message.max.bytes is refused on every fetch: a stall */
+	if (strstr(reason, "receive.message.max.bytes") != NULL)
+		ereport(LOG,
+				(errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason),
+				 errdetail("A message larger than librdkafka's receive.message.max.bytes (100 MB "
+						   "by default) cannot be fetched, and the partitions of this broker do "
+						   "not move until it can."),
+				 errhint("Raise it in pinpipe.kafka_config, e.g. "
+						 "'receive.message.max.bytes=300000000', and reload; the message then "
+						 "becomes a dead letter or a row.")));
+	else
+		ereport(LOG, (errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason)));
 	pp_set_error(current_worker, "Kafka: %s", reason);
 }
 

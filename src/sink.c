@@ -579,6 +579,7 @@ write_dead_letters(PPMessage *msgs, int nmsgs, const char *const *topics)
 	Datum *ts;
 	bool *ts_null;
 	Datum *payload;
+	bool *payload_null;
 	Datum args[6];
 	int dims[1];
 	int lbs[1] = { 1 };
@@ -595,6 +596,7 @@ write_dead_letters(PPMessage *msgs, int nmsgs, const char *const *topics)
 	ts = palloc(sizeof(Datum) * n);
 	ts_null = palloc(sizeof(bool) * n);
 	payload = palloc(sizeof(Datum) * n);
+	payload_null = palloc(sizeof(bool) * n);
 	n = 0;
 	for (int i = 0; i < nmsgs; i++)
 	{
@@ -608,11 +610,17 @@ write_dead_letters(PPMessage *msgs, int nmsgs, const char *const *topics)
 		offset[n] = msgs[i].offset;
 		ts[n] = TimestampTzGetDatum(msgs[i].timestamp);
 		ts_null[n] = !msgs[i].has_timestamp;
-		b = palloc(VARHDRSZ + msgs[i].len);
-		SET_VARSIZE(b, VARHDRSZ + msgs[i].len);
-		if (msgs[i].len > 0)
-			memcpy(VARDATA(b), msgs[i].payload, msgs[i].len);
-		payload[n] = PointerGetDatum(b);
+		/* a tombstone (null value) stays NULL, an empty value is '' */
+		payload_null[n] = msgs[i].payload == NULL;
+		payload[n] = (Datum) 0;
+		if (!payload_null[n])
+		{
+			b = palloc(VARHDRSZ + msgs[i].len);
+			SET_VARSIZE(b, VARHDRSZ + msgs[i].len);
+			if (msgs[i].len > 0)
+				memcpy(VARDATA(b), msgs[i].payload, msgs[i].len);
+			payload[n] = PointerGetDatum(b);
+		}
 		n++;
 	}
 	dims[0] = n;
@@ -621,7 +629,14 @@ write_dead_letters(PPMessage *msgs, int nmsgs, const char *const *topics)
 	args[2] = int8_array(offset, n);
 	args[3] = PointerGetDatum(construct_md_array(ts, ts_null, 1, dims, lbs, TIMESTAMPTZOID, 8,
 												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[4] = PointerGetDatum(construct_array(payload, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(
+		construct_md_array(payload, payload_null, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	/* the array has its own copy: free ours before the insert makes more (large messages) */
+	for (int i = 0; i < n; i++)
+	{
+		if (!payload_null[i])
+			pfree(DatumGetPointer(payload[i]));
+	}
 	args[5] = text_array(error, n);
 	rc = SPI_execute_plan(dead_letter_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)

@@ -70,6 +70,8 @@ usage(FILE *out)
 			"                            via FILE.tmp); removed on exit\n"
 			"  --control FIFO            create the named pipe FIFO and read commands from it,\n"
 			"                            one per line; removed on exit\n"
+			"  --max-request-bytes N     largest request accepted, e.g. a Produce of one big\n"
+			"                            message (default 100000000)\n"
 			"  --quiet                   print only errors and control command results\n"
 			"  --help                    show this help and exit\n"
 			"\n"
@@ -96,7 +98,12 @@ usage(FILE *out)
 			"\n"
 			"Note: the mock cluster keeps messages in memory, at most about 5 MB and 100000\n"
 			"message batches per partition; older messages are deleted, like retention. Give\n"
-			"a large backlog enough partitions, or consumers will see offsets jump.\n");
+			"a large backlog enough partitions, or consumers will see offsets jump. A batch\n"
+			"that, with the newest batch before it, passes 5 MiB deletes all older ones and\n"
+			"itself too (the partition then starts after it), unless the partition was empty;\n"
+			"so a message of about 5 MB or more needs an empty partition of its own, and is\n"
+			"deleted, with the new message, as soon as another is produced there. Requests\n"
+			"over --max-request-bytes are refused.\n");
 }
 
 /* Print one line to stderr, prefixed with the program name. */
@@ -660,6 +667,7 @@ main(int argc, char **argv)
 	const char *prefix = "pinterest";
 	const char *bootstrap_file = NULL;
 	const char *fifo_path = NULL;
+	const char *max_request = "100000000";
 	TopicSpec *topics;
 	int ntopics = 0;
 	int status = 0;
@@ -708,6 +716,9 @@ main(int argc, char **argv)
 			bootstrap_file = arg;
 		else if (strcmp(opt, "--control") == 0 && *arg != '\0')
 			fifo_path = arg;
+		else if (strcmp(opt, "--max-request-bytes") == 0 &&
+				 parse_int(arg, 1000, 2147483647, &v) == 0)
+			max_request = arg;
 		else
 		{
 			say("bad option \"%s %s\"", opt, arg);
@@ -725,12 +736,17 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* A producer handle with no bootstrap servers owns the mock cluster. */
+	/*
+	 * A producer handle with no bootstrap servers owns the mock cluster; the
+	 * mock brokers' connections read requests up to its receive.message.max.bytes.
+	 */
 	conf = rd_kafka_conf_new();
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	if (rd_kafka_conf_set(conf, "client.id", PROGNAME, errstr, sizeof(errstr)) !=
 			RD_KAFKA_CONF_OK ||
 		rd_kafka_conf_set(conf, "log.connection.close", "false", errstr, sizeof(errstr)) !=
+			RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "receive.message.max.bytes", max_request, errstr, sizeof(errstr)) !=
 			RD_KAFKA_CONF_OK)
 	{
 		say("configuration: %s", errstr);

@@ -37,6 +37,7 @@ pad_to() {
 	>"$out/nested_2000_levels_kept_in_extra"
 
 # huge strings and messages around the limit
+pad_to message_4_5mb 4718592 '{"index": 7, "title": "' '"}'
 pad_to huge_string_5mb 5242880 '{"index": 7, "title": "' '"}'
 pad_to message_10mb 10485760 '{"index": 7, "category": "art", "description": "' '"}'
 pad_to string_1mb_title_under_limit 1000000 '{"index": 7, "title": "' '"}'
