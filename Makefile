@@ -15,8 +15,8 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 SHLIB_LINK = -lrdkafka -ljansson
 
 # make SANITIZE=1: the extension built with AddressSanitizer and
-# UndefinedBehaviorSanitizer, for a PostgreSQL built with them too (Debian's
-# server does not start with the sanitizer runtimes preloaded).
+# UndefinedBehaviorSanitizer; the server must run with the ASan runtime
+# preloaded (bash test/run.sh --sanitize does it, see test/lib.sh).
 ifdef SANITIZE
 PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SHLIB_LINK += -fsanitize=address,undefined
