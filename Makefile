@@ -15,8 +15,8 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 SHLIB_LINK = -lrdkafka -ljansson
 
 # make SANITIZE=1: the extension built with AddressSanitizer and
-# UndefinedBehaviorSanitizer, for a PostgreSQL built with them too (Debian's
-# server does not start with the sanitizer runtimes preloaded).
+# UndefinedBehaviorSanitizer; the server must run with the ASan runtime
+# preloaded (bash test/run.sh --sanitize does it, see test/lib.sh).
 ifdef SANITIZE
 PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SHLIB_LINK += -fsanitize=address,undefined
@@ -25,11 +25,20 @@ endif
 # Command-line tools (src/bin), installed beside pg_config's bindir.
 TOOLS = src/bin/pinpipe-broker src/bin/pinpipe-emulate
 SCRIPTS_built = $(TOOLS)
-EXTRA_CLEAN = $(TOOLS) results regression.diffs regression.out
+EXTRA_CLEAN = $(TOOLS) results regression.diffs regression.out .build-flavour
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The objects are rebuilt when SANITIZE changes, so that a plain `make install`
+# never installs the instrumented build left by a sanitizer run.
+BUILD_FLAVOUR := $(if $(SANITIZE),sanitize,plain)
+.build-flavour: FORCE
+	@[ "$$(cat $@ 2>/dev/null)" = $(BUILD_FLAVOUR) ] || echo $(BUILD_FLAVOUR) >$@
+$(OBJS): .build-flavour
+.PHONY: FORCE
+FORCE:
 
 # Sample data (the emulator's source tables), installed to share/pinpipe.
 PP_DATADIR = $(datadir)/pinpipe

@@ -39,9 +39,84 @@ pp_install_deps() {
 	fi
 }
 
-# Build and install the extension and its tools.
+# Build and install the extension and its tools. With PP_SANITIZE=1, into a
+# private server tree instead (pp_sanitize_build).
 pp_build() {
+	if [ -n "${PP_SANITIZE:-}" ]; then
+		pp_sanitize_build "$@"
+		return
+	fi
 	(cd "$PP_TOP" && make -s -j2 "$@" >/dev/null && pp_as_root make -s install "$@" >/dev/null)
+}
+
+# PP_SANITIZE=1 (bash test/run.sh --sanitize): the extension built with ASan
+# and UBSan (make SANITIZE=1) and installed into a private copy of Debian's
+# server tree, PP_SANITIZE_ROOT, never into the system's: PostgreSQL finds its
+# lib and share directories relative to its binaries, so the copy runs as is,
+# pg_cron included. Its servers run with the sanitizer runtimes preloaded
+# (PP_SANITIZE_ENV, used by pp_pg_ctl; test/tools/asan_preload.c says why a
+# shim is preloaded too), and write their reports to $PP_SANITIZE_ROOT/logs,
+# which pp_sanitizer_reports checks. Leak detection is off: a PostgreSQL
+# process frees nothing when it exits. Scripts run by test/run.sh (the demo)
+# reuse its tree.
+pp_sanitize_build() {
+	if [ -z "${PP_SANITIZE_ROOT:-}" ] || [ ! -d "$PP_SANITIZE_ROOT" ]; then
+		pp_sanitize_tree || return 1
+	fi
+	(cd "$PP_TOP" && make -s -j2 SANITIZE=1 "$@" >/dev/null &&
+		make -s install SANITIZE=1 DESTDIR="$PP_SANITIZE_ROOT" "$@" >/dev/null)
+}
+
+# Copy the server tree, build the shim, set PP_BIN and PP_SANITIZE_ENV.
+pp_sanitize_tree() {
+	local sys_bin=$PP_BIN sys_share asan ubsan log
+	sys_share=$("$sys_bin/pg_config" --sharedir) || return 1
+	asan=$(readlink -f "$(gcc -print-file-name=libasan.so)")
+	ubsan=$(readlink -f "$(gcc -print-file-name=libubsan.so)")
+	[ -f "$asan" ] && [ -f "$ubsan" ] || { echo "no ASan or UBSan runtime for gcc" >&2; return 1; }
+	PP_SANITIZE_ROOT=$(mktemp -d /tmp/pinpipe-sanitize.XXXXXX)
+	chmod 755 "$PP_SANITIZE_ROOT"
+	log=$PP_SANITIZE_ROOT/logs
+	mkdir -p "$PP_SANITIZE_ROOT$(dirname "$sys_bin")" "$PP_SANITIZE_ROOT$sys_share" "$log"
+	chmod 1777 "$log"
+	cp -a "$(dirname "$sys_bin")/." "$PP_SANITIZE_ROOT$(dirname "$sys_bin")/" &&
+		cp -a "$sys_share/." "$PP_SANITIZE_ROOT$sys_share/" || return 1
+	gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$PP_SANITIZE_ROOT/asan_preload.so" \
+		"$PP_TOP/test/tools/asan_preload.c" || return 1
+	PP_BIN=$PP_SANITIZE_ROOT$sys_bin
+	PP_SANITIZE_ENV="LD_PRELOAD=$asan:$ubsan:$PP_SANITIZE_ROOT/asan_preload.so
+		ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=1:strict_string_checks=1:log_path=$log/asan:print_cmdline=1
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PP_UBSAN_LOG_PATH=$log/ubsan"
+	export PP_BIN PP_SANITIZE PP_SANITIZE_ROOT PP_SANITIZE_ENV
+}
+
+# Print the sanitizer reports written since the last call (moved to PP_WORK),
+# and those in the server log; fail if there is any.
+pp_sanitizer_reports() {
+	[ -n "${PP_SANITIZE_ROOT:-}" ] || return 0
+	local f found=0 n
+	for f in "$PP_SANITIZE_ROOT"/logs/*; do
+		[ -s "$f" ] || continue
+		echo "sanitizer report $(basename "$f"):"
+		head -100 "$f"
+		mv "$f" "$PP_WORK/sanitizer-$(basename "$f")"
+		found=1
+	done
+	n=$(grep -Ec 'ERROR: AddressSanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' "$PP_WORK/server.log" 2>/dev/null)
+	if [ "${n:-0}" -gt "${PP_SANITIZER_SEEN:-0}" ]; then
+		echo "sanitizer reports in $PP_WORK/server.log:"
+		grep -E 'ERROR: AddressSanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' "$PP_WORK/server.log" |
+			tail -n +"$((${PP_SANITIZER_SEEN:-0} + 1))" | head -20
+		PP_SANITIZER_SEEN=$n
+		found=1
+	fi
+	[ "$found" = 0 ]
+}
+
+# pg_ctl as the server user; with PP_SANITIZE, with the sanitizer runtimes preloaded.
+pp_pg_ctl() {
+	# shellcheck disable=SC2086 # PP_SANITIZE_ENV is a list of VAR=value words
+	pp_as_server env ${PP_SANITIZE_ENV:-} "$PP_BIN/pg_ctl" "$@"
 }
 
 # The unprivileged user that runs the server when we are root.
@@ -88,14 +163,14 @@ max_worker_processes = 16
 log_line_prefix = '%m [%p] %q%a '
 $extra_conf
 CONF
-	pp_as_server "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 60 start >/dev/null ||
+	pp_pg_ctl -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 60 start >/dev/null ||
 		{ cat "$PP_WORK/server.log" >&2; return 1; }
 	export PGHOST=$PP_WORK PGPORT PGUSER=postgres PGDATABASE=postgres
 	export PP_WORK PP_PGDATA PP_SERVER_USER
 }
 
 pp_cluster_ctl() {
-	pp_as_server "$PP_BIN/pg_ctl" -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 120 "$@" >/dev/null
+	pp_pg_ctl -D "$PP_PGDATA" -l "$PP_WORK/server.log" -w -t 120 "$@" >/dev/null
 }
 
 pp_cluster_stop() {

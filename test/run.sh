@@ -8,18 +8,40 @@
 #
 #   bash test/run.sh              everything
 #   bash test/run.sh records      only the named pg_regress suites / test/t scripts
+#   bash test/run.sh --sanitize [NAME...]
+#                                 the same with the extension built with ASan and
+#                                 UBSan, in a private server tree (see test/lib.sh);
+#                                 any sanitizer report fails the test it came in
 set -uo pipefail
+if [ "${1:-}" = --sanitize ]; then
+	export PP_SANITIZE=1
+	shift
+fi
 . "$(dirname "$0")/lib.sh"
 cd "$PP_TOP"
 
 pp_install_deps || exit 1
 pp_log "building"
-pp_build || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+if ! pp_build; then
+	[ -n "${PP_SANITIZE_ROOT:-}" ] && rm -rf "$PP_SANITIZE_ROOT"
+	echo "build failed"; echo "0 passed, 1 failed"; exit 1
+fi
 
 PP_WORK=$(mktemp -d /tmp/pinpipe-test.XXXXXX)
-trap 'pp_cluster_stop' EXIT
+cleanup() {
+	pp_cluster_stop
+	[ -n "${PP_SANITIZE_ROOT:-}" ] && rm -rf "$PP_SANITIZE_ROOT"
+}
+trap cleanup EXIT
 pp_log "starting a throwaway cluster in $PP_WORK"
 pp_cluster_start </dev/null || { echo "0 passed, 1 failed"; exit 1; }
+if [ -n "${PP_SANITIZE:-}" ]; then
+	[[ $(nm -D "$("$PP_BIN/pg_config" --pkglibdir)/pinpipe.so") == *__asan_init* ]] ||
+		{ echo "the installed pinpipe.so is not instrumented"; echo "0 passed, 1 failed"; exit 1; }
+	grep -q libasan "/proc/$(head -1 "$PP_PGDATA/postmaster.pid")/maps" ||
+		{ echo "the server runs without the ASan runtime"; echo "0 passed, 1 failed"; exit 1; }
+	pp_log "sanitizers on: extension built with ASan and UBSan, server tree $PP_SANITIZE_ROOT"
+fi
 
 passed=0
 failed=0
@@ -44,8 +66,11 @@ if [ ${#suites[@]} -gt 0 ]; then
 	# pg_regress writes results/ and regression.diffs here; keep them readable
 	make -s installcheck REGRESS="${suites[*]}" >"$PP_WORK/regress.out" 2>&1
 	cat "$PP_WORK/regress.out"
+	sanitizer_ok=true
+	pp_sanitizer_reports || sanitizer_ok=false
 	for s in "${suites[@]}"; do
-		if grep -Eq "^(ok|test) +[0-9]* *[-]* *$s +\.\.\. ok|^ok +[0-9]+ +[-+] +$s " "$PP_WORK/regress.out"; then
+		if grep -Eq "^(ok|test) +[0-9]* *[-]* *$s +\.\.\. ok|^ok +[0-9]+ +[-+] +$s " "$PP_WORK/regress.out" &&
+			$sanitizer_ok; then
 			passed=$((passed + 1))
 		else
 			failed=$((failed + 1)); failures+=("pg_regress $s")
@@ -58,7 +83,10 @@ for t in "${scripts[@]}"; do
 	[ -f "$t" ] || continue
 	name=$(basename "$t" .sh)
 	pp_log "test $name"
-	if bash "$t" >"$PP_WORK/$name.out" 2>&1; then
+	rc=0
+	bash "$t" >"$PP_WORK/$name.out" 2>&1 || rc=1
+	pp_sanitizer_reports >>"$PP_WORK/$name.out" 2>&1 || rc=1
+	if [ "$rc" = 0 ]; then
 		passed=$((passed + 1))
 		echo "ok $name"
 	else
@@ -71,7 +99,7 @@ done
 for f in "${failures[@]}"; do echo "failed: $f"; done
 if [ "$failed" = 0 ]; then
 	trap - EXIT
-	pp_cluster_stop
+	cleanup
 	rm -rf "$PP_WORK"
 else
 	echo "logs kept in $PP_WORK"
