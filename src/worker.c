@@ -54,6 +54,12 @@ typedef struct TopicState
 {
 	char name[256];
 	int npartitions; /* partitions the topic has (all workers) */
+	/*
+	 * Partitions the topic had when this consumer first learned about it (0:
+	 * the broker said it did not exist; -1: not known yet). Partitions beyond
+	 * these appeared while the worker ran: they start at the earliest offset.
+	 */
+	int first_partitions;
 	int nmine;
 	PartState *mine; /* the partitions this worker consumes */
 	bool available;
@@ -296,8 +302,11 @@ create_consumer(void)
 	consumer_config = pstrdup(pinpipe_kafka_config);
 	consumer_partitions = pstrdup(pinpipe_partitions);
 	for (int k = 0; k < PP_NKINDS; k++)
+	{
 		snprintf(topics[k].name, sizeof(topics[k].name), "%s.%s", pinpipe_topic_prefix,
 				 pp_kind_name((PPKind) k));
+		topics[k].first_partitions = -1;
+	}
 	MemoryContextSwitchTo(old);
 	ereport(LOG, (errmsg("pinpipe worker %d: consuming %s, %s and %s from %s", worker_id,
 						 topics[PP_PIN].name, topics[PP_GEO].name, topics[PP_USER].name,
@@ -314,6 +323,14 @@ refresh_metadata(void)
 		rd_kafka_resp_err_t err;
 		int count = pp_kafka_partition_count(rk, t->name, 1000, &err);
 
+		if (t->first_partitions < 0)
+		{
+			if (count >= 0)
+				t->first_partitions = count;
+			else if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+					 err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+				t->first_partitions = 0;
+		}
 		if (count < 0)
 		{
 			if (t->available || last_metadata == 0)
@@ -419,13 +436,16 @@ assign_partitions(void)
 		for (int p = 0; p < t->nmine; p++)
 		{
 			PartState *ps = &t->mine[p];
+			/* a partition added (or a topic created) while we run holds only new messages */
+			bool appeared = t->first_partitions >= 0 && ps->partition >= t->first_partitions;
+			bool latest = pinpipe_start_offset == PP_START_LATEST && !appeared;
 
 			if (ps->next_offset < 0)
 				ereport(LOG,
 						(errmsg("pinpipe worker %d: %s partition %d has no stored offset, starting "
-								"at the %s offset",
-								worker_id, t->name, ps->partition,
-								pinpipe_start_offset == PP_START_LATEST ? "latest" : "earliest")));
+								"at the %s offset%s",
+								worker_id, t->name, ps->partition, latest ? "latest" : "earliest",
+								appeared ? " (the partition appeared while the worker ran)" : "")));
 			/*
 			 * A partition with no stored offset starts at the broker's logical
 			 * beginning or end, resolved by the consumer itself (no blocking
@@ -433,9 +453,9 @@ assign_partitions(void)
 			 * down); its offset is stored with its first batch.
 			 */
 			rd_kafka_topic_partition_list_add(list, t->name, ps->partition)->offset =
-				ps->next_offset >= 0                      ? ps->next_offset
-				: pinpipe_start_offset == PP_START_LATEST ? RD_KAFKA_OFFSET_END
-														  : RD_KAFKA_OFFSET_BEGINNING;
+				ps->next_offset >= 0 ? ps->next_offset
+				: latest             ? RD_KAFKA_OFFSET_END
+									 : RD_KAFKA_OFFSET_BEGINNING;
 		}
 	}
 	finish_xact();
