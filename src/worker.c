@@ -333,9 +333,29 @@ refresh_metadata(void)
 		}
 		if (count < 0)
 		{
-			if (t->available || last_metadata == 0)
+			if ((t->available || last_metadata == 0) &&
+				(err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+				 err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC))
 			{
-				ereport(LOG, (errmsg("pinpipe worker %d: topic \"%s\" is not available: %s",
+				ereport(
+					LOG,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("pinpipe worker %d: topic \"%s\" does not exist", worker_id, t->name),
+					 errdetail("The broker reports the topic as unknown: it was deleted, or has "
+							   "not been created yet. The worker consumes the other topics, "
+							   "checks again every %d seconds, and resumes this one from its "
+							   "stored offsets when it exists.",
+							   METADATA_INTERVAL_MS / 1000),
+					 errhint("Create the topic, or correct pinpipe.topic_prefix.")));
+				pp_set_error(worker_id,
+							 "topic \"%s\" does not exist (deleted, or not created yet); checking "
+							 "again every %d s",
+							 t->name, METADATA_INTERVAL_MS / 1000);
+			}
+			else if (t->available || last_metadata == 0)
+			{
+				ereport(LOG, (errcode(ERRCODE_CONNECTION_FAILURE),
+							  errmsg("pinpipe worker %d: topic \"%s\" is not available: %s",
 									 worker_id, t->name, rd_kafka_err2str(err)),
 							  errhint("The worker goes on with the other topics and retries.")));
 				pp_set_error(worker_id, "topic \"%s\" is not available: %s", t->name,
@@ -344,6 +364,10 @@ refresh_metadata(void)
 			t->available = false;
 			continue;
 		}
+		if (!t->available && last_metadata != 0)
+			ereport(LOG, (errmsg("pinpipe worker %d: topic \"%s\" is available (%d partitions), "
+								 "consuming it from the stored offsets",
+								 worker_id, t->name, count)));
 		if (!t->available || count != t->npartitions)
 		{
 			if (t->npartitions != 0 && count != t->npartitions)
@@ -586,17 +610,45 @@ handle_offset_resets(void)
 		pp_store_offsets(&off, 1);
 		finish_xact();
 
-		ereport(
-			WARNING,
-			(errmsg("pinpipe worker %d: " INT64_FORMAT " messages of %s partition %d were "
-					"lost: %s",
-					worker_id, lost, t->name, ps->partition, reason),
-			 errdetail("The worker expected offset " INT64_FORMAT " but the partition holds "
-					   "offsets " INT64_FORMAT " to " INT64_FORMAT "; it resumes at " INT64_FORMAT
-					   ". The gap is recorded in pinpipe.offset_gaps.",
-					   ps->next_offset, lo, hi, lo)));
-		pp_set_error(worker_id, INT64_FORMAT " messages of %s partition %d lost: %s", lost, t->name,
-					 ps->partition, reason);
+		if (ps->next_offset < lo)
+		{
+			ereport(WARNING,
+					(errmsg("pinpipe worker %d: " INT64_FORMAT " messages of %s partition %d were "
+							"lost: %s",
+							worker_id, lost, t->name, ps->partition, reason),
+					 errdetail(
+						 "The worker expected offset " INT64_FORMAT " but the partition holds "
+						 "offsets " INT64_FORMAT " to " INT64_FORMAT "; it resumes at " INT64_FORMAT
+						 ". The gap is recorded in pinpipe.offset_gaps.",
+						 ps->next_offset, lo, hi, lo)));
+			pp_set_error(worker_id, INT64_FORMAT " messages of %s partition %d lost: %s", lost,
+						 t->name, ps->partition, reason);
+		}
+		else
+		{
+			const char *kind = pp_kind_name(resets[i].kind);
+
+			ereport(
+				WARNING,
+				(errmsg("pinpipe worker %d: %s partition %d ends at offset " INT64_FORMAT
+						", before the stored offset " INT64_FORMAT,
+						worker_id, t->name, ps->partition, hi, ps->next_offset),
+				 errdetail("The partition now runs from offset " INT64_FORMAT " to its end at "
+						   "" INT64_FORMAT ": the topic was deleted and created again, or the "
+						   "broker lost messages. The worker resumes at offset " INT64_FORMAT
+						   "; the gap is recorded in pinpipe.offset_gaps.",
+						   lo, hi, lo),
+				 errhint("Messages of the new topic at offsets already stored in pinpipe.%s_raw "
+						 "(partition %d, below " INT64_FORMAT ") become dead letters with a "
+						 "duplicate key error, payloads kept. Archive and delete a topic's "
+						 "raw rows before recreating it.",
+						 kind, ps->partition, ps->next_offset)));
+			pp_set_error(worker_id,
+						 "%s partition %d ends at " INT64_FORMAT
+						 " before the stored offset " INT64_FORMAT
+						 " (topic recreated?), resuming at " INT64_FORMAT,
+						 t->name, ps->partition, hi, ps->next_offset, lo);
+		}
 		{
 			PPWorkerStatus *w = &pp_shared->workers[worker_id];
 
