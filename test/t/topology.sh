@@ -22,7 +22,8 @@ set -u
 cd "$PP_TOP"
 trap 'pp_brokers_stop; pp_set pinpipe.start_offset earliest' EXIT
 
-port=$(pp_free_port $((47000 + RANDOM % 2000)))
+# below the ephemeral range (32768-), so no client or random-port broker takes it between brokers
+port=$(pp_free_port $((20000 + RANDOM % 10000)))
 log=$PP_WORK/server.log
 
 # produce PREFIX PARTITION FIRST LAST [LABEL] [KINDS]: messages with inds
