@@ -63,6 +63,7 @@ typedef struct TopicState
 	int nmine;
 	PartState *mine; /* the partitions this worker consumes */
 	bool available;
+	rd_kafka_resp_err_t unavailable_err; /* why not available, as last reported */
 } TopicState;
 
 /* A partition whose stored offset the broker no longer has. */
@@ -333,9 +334,15 @@ refresh_metadata(void)
 		}
 		if (count < 0)
 		{
-			if ((t->available || last_metadata == 0) &&
-				(err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-				 err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC))
+			bool missing = err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+						   err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+			bool was_missing = t->unavailable_err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+							   t->unavailable_err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+			/* report when the topic becomes unavailable, and when it turns out missing or not */
+			bool report = t->available || last_metadata == 0 || missing != was_missing;
+
+			t->unavailable_err = err;
+			if (report && missing)
 			{
 				ereport(
 					LOG,
@@ -352,7 +359,7 @@ refresh_metadata(void)
 							 "again every %d s",
 							 t->name, METADATA_INTERVAL_MS / 1000);
 			}
-			else if (t->available || last_metadata == 0)
+			else if (report)
 			{
 				ereport(LOG, (errcode(ERRCODE_CONNECTION_FAILURE),
 							  errmsg("pinpipe worker %d: topic \"%s\" is not available: %s",
