@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "utils/timestamp.h"
 
 #include "kafka.h"
 #include "status.h"
@@ -163,9 +164,49 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 	ereport(elevel, (errmsg_internal("librdkafka %s: %s", fac, buf)));
 }
 
+/*
+ * Some Kafka errors repeat for as long as their cause lasts (a deleted topic:
+ * one per partition, every second). The log gets each error code at most once
+ * a minute, with a count of those left out; pinpipe.status always has the
+ * latest.
+ */
+#define ERROR_LOG_INTERVAL_MS 60000
+#define ERROR_LOG_SLOTS       8
+
+typedef struct LoggedError
+{
+	int err;
+	TimestampTz logged_at; /* 0: slot unused */
+	int suppressed;
+} LoggedError;
+
+static LoggedError logged_errors[ERROR_LOG_SLOTS];
+
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+	TimestampTz now = GetCurrentTimestamp();
+	LoggedError *slot = &logged_errors[0];
+
+	pp_set_error(current_worker, "Kafka: %s", reason);
+	for (int i = 0; i < ERROR_LOG_SLOTS; i++)
+	{
+		LoggedError *e = &logged_errors[i];
+
+		if (e->logged_at != 0 && e->err == err)
+		{
+			slot = e;
+			break;
+		}
+		if (e->logged_at < slot->logged_at)
+			slot = e; /* the oldest, reused if err has no slot */
+	}
+	if (slot->logged_at != 0 && slot->err == err &&
+		!TimestampDifferenceExceeds(slot->logged_at, now, ERROR_LOG_INTERVAL_MS))
+	{
+		slot->suppressed++;
+		return;
+	}
 	/* a record batch over receive.message.max.bytes is refused on every fetch: a stall */
 	if (strstr(reason, "receive.message.max.bytes") != NULL)
 		ereport(LOG,
@@ -176,9 +217,16 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 				 errhint("Raise it in pinpipe.kafka_config, e.g. "
 						 "'receive.message.max.bytes=300000000', and reload; the message then "
 						 "becomes a dead letter or a row.")));
+	else if (slot->err == err && slot->suppressed > 0)
+		ereport(LOG,
+				(errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason),
+				 errdetail("%d more errors with this code since the previous one were not logged.",
+						   slot->suppressed)));
 	else
 		ereport(LOG, (errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason)));
-	pp_set_error(current_worker, "Kafka: %s", reason);
+	slot->err = err;
+	slot->logged_at = now;
+	slot->suppressed = 0;
 }
 
 /*

@@ -54,9 +54,16 @@ typedef struct TopicState
 {
 	char name[256];
 	int npartitions; /* partitions the topic has (all workers) */
+	/*
+	 * Partitions the topic had when this consumer first learned about it (0:
+	 * the broker said it did not exist; -1: not known yet). Partitions beyond
+	 * these appeared while the worker ran: they start at the earliest offset.
+	 */
+	int first_partitions;
 	int nmine;
 	PartState *mine; /* the partitions this worker consumes */
 	bool available;
+	rd_kafka_resp_err_t unavailable_err; /* why not available, as last reported */
 } TopicState;
 
 /* A partition whose stored offset the broker no longer has. */
@@ -296,8 +303,11 @@ create_consumer(void)
 	consumer_config = pstrdup(pinpipe_kafka_config);
 	consumer_partitions = pstrdup(pinpipe_partitions);
 	for (int k = 0; k < PP_NKINDS; k++)
+	{
 		snprintf(topics[k].name, sizeof(topics[k].name), "%s.%s", pinpipe_topic_prefix,
 				 pp_kind_name((PPKind) k));
+		topics[k].first_partitions = -1;
+	}
 	MemoryContextSwitchTo(old);
 	ereport(LOG, (errmsg("pinpipe worker %d: consuming %s, %s and %s from %s", worker_id,
 						 topics[PP_PIN].name, topics[PP_GEO].name, topics[PP_USER].name,
@@ -314,11 +324,45 @@ refresh_metadata(void)
 		rd_kafka_resp_err_t err;
 		int count = pp_kafka_partition_count(rk, t->name, 1000, &err);
 
+		if (t->first_partitions < 0)
+		{
+			if (count >= 0)
+				t->first_partitions = count;
+			else if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+					 err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+				t->first_partitions = 0;
+		}
 		if (count < 0)
 		{
-			if (t->available || last_metadata == 0)
+			bool missing = err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+						   err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+			bool was_missing = t->unavailable_err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+							   t->unavailable_err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+			/* report when the topic becomes unavailable, and when it turns out missing or not */
+			bool report = t->available || last_metadata == 0 || missing != was_missing;
+
+			t->unavailable_err = err;
+			if (report && missing)
 			{
-				ereport(LOG, (errmsg("pinpipe worker %d: topic \"%s\" is not available: %s",
+				ereport(
+					LOG,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("pinpipe worker %d: topic \"%s\" does not exist", worker_id, t->name),
+					 errdetail("The broker reports the topic as unknown: it was deleted, or has "
+							   "not been created yet. The worker consumes the other topics, "
+							   "checks again every %d seconds, and resumes this one from its "
+							   "stored offsets when it exists.",
+							   METADATA_INTERVAL_MS / 1000),
+					 errhint("Create the topic, or correct pinpipe.topic_prefix.")));
+				pp_set_error(worker_id,
+							 "topic \"%s\" does not exist (deleted, or not created yet); checking "
+							 "again every %d s",
+							 t->name, METADATA_INTERVAL_MS / 1000);
+			}
+			else if (report)
+			{
+				ereport(LOG, (errcode(ERRCODE_CONNECTION_FAILURE),
+							  errmsg("pinpipe worker %d: topic \"%s\" is not available: %s",
 									 worker_id, t->name, rd_kafka_err2str(err)),
 							  errhint("The worker goes on with the other topics and retries.")));
 				pp_set_error(worker_id, "topic \"%s\" is not available: %s", t->name,
@@ -327,6 +371,10 @@ refresh_metadata(void)
 			t->available = false;
 			continue;
 		}
+		if (!t->available && last_metadata != 0)
+			ereport(LOG, (errmsg("pinpipe worker %d: topic \"%s\" is available (%d partitions), "
+								 "consuming it from the stored offsets",
+								 worker_id, t->name, count)));
 		if (!t->available || count != t->npartitions)
 		{
 			if (t->npartitions != 0 && count != t->npartitions)
@@ -419,13 +467,16 @@ assign_partitions(void)
 		for (int p = 0; p < t->nmine; p++)
 		{
 			PartState *ps = &t->mine[p];
+			/* a partition added (or a topic created) while we run holds only new messages */
+			bool appeared = t->first_partitions >= 0 && ps->partition >= t->first_partitions;
+			bool latest = pinpipe_start_offset == PP_START_LATEST && !appeared;
 
 			if (ps->next_offset < 0)
 				ereport(LOG,
 						(errmsg("pinpipe worker %d: %s partition %d has no stored offset, starting "
-								"at the %s offset",
-								worker_id, t->name, ps->partition,
-								pinpipe_start_offset == PP_START_LATEST ? "latest" : "earliest")));
+								"at the %s offset%s",
+								worker_id, t->name, ps->partition, latest ? "latest" : "earliest",
+								appeared ? " (the partition appeared while the worker ran)" : "")));
 			/*
 			 * A partition with no stored offset starts at the broker's logical
 			 * beginning or end, resolved by the consumer itself (no blocking
@@ -433,9 +484,9 @@ assign_partitions(void)
 			 * down); its offset is stored with its first batch.
 			 */
 			rd_kafka_topic_partition_list_add(list, t->name, ps->partition)->offset =
-				ps->next_offset >= 0                      ? ps->next_offset
-				: pinpipe_start_offset == PP_START_LATEST ? RD_KAFKA_OFFSET_END
-														  : RD_KAFKA_OFFSET_BEGINNING;
+				ps->next_offset >= 0 ? ps->next_offset
+				: latest             ? RD_KAFKA_OFFSET_END
+									 : RD_KAFKA_OFFSET_BEGINNING;
 		}
 	}
 	finish_xact();
@@ -566,17 +617,45 @@ handle_offset_resets(void)
 		pp_store_offsets(&off, 1);
 		finish_xact();
 
-		ereport(
-			WARNING,
-			(errmsg("pinpipe worker %d: " INT64_FORMAT " messages of %s partition %d were "
-					"lost: %s",
-					worker_id, lost, t->name, ps->partition, reason),
-			 errdetail("The worker expected offset " INT64_FORMAT " but the partition holds "
-					   "offsets " INT64_FORMAT " to " INT64_FORMAT "; it resumes at " INT64_FORMAT
-					   ". The gap is recorded in pinpipe.offset_gaps.",
-					   ps->next_offset, lo, hi, lo)));
-		pp_set_error(worker_id, INT64_FORMAT " messages of %s partition %d lost: %s", lost, t->name,
-					 ps->partition, reason);
+		if (ps->next_offset < lo)
+		{
+			ereport(WARNING,
+					(errmsg("pinpipe worker %d: " INT64_FORMAT " messages of %s partition %d were "
+							"lost: %s",
+							worker_id, lost, t->name, ps->partition, reason),
+					 errdetail(
+						 "The worker expected offset " INT64_FORMAT " but the partition holds "
+						 "offsets " INT64_FORMAT " to " INT64_FORMAT "; it resumes at " INT64_FORMAT
+						 ". The gap is recorded in pinpipe.offset_gaps.",
+						 ps->next_offset, lo, hi, lo)));
+			pp_set_error(worker_id, INT64_FORMAT " messages of %s partition %d lost: %s", lost,
+						 t->name, ps->partition, reason);
+		}
+		else
+		{
+			const char *kind = pp_kind_name(resets[i].kind);
+
+			ereport(
+				WARNING,
+				(errmsg("pinpipe worker %d: %s partition %d ends at offset " INT64_FORMAT
+						", before the stored offset " INT64_FORMAT,
+						worker_id, t->name, ps->partition, hi, ps->next_offset),
+				 errdetail("The partition now runs from offset " INT64_FORMAT " to its end at "
+						   "" INT64_FORMAT ": the topic was deleted and created again, or the "
+						   "broker lost messages. The worker resumes at offset " INT64_FORMAT
+						   "; the gap is recorded in pinpipe.offset_gaps.",
+						   lo, hi, lo),
+				 errhint("Messages of the new topic at offsets already stored in pinpipe.%s_raw "
+						 "(partition %d, below " INT64_FORMAT ") become dead letters with a "
+						 "duplicate key error, payloads kept. Archive and delete a topic's "
+						 "raw rows before recreating it.",
+						 kind, ps->partition, ps->next_offset)));
+			pp_set_error(worker_id,
+						 "%s partition %d ends at " INT64_FORMAT
+						 " before the stored offset " INT64_FORMAT
+						 " (topic recreated?), resuming at " INT64_FORMAT,
+						 t->name, ps->partition, hi, ps->next_offset, lo);
+		}
 		{
 			PPWorkerStatus *w = &pp_shared->workers[worker_id];
 

@@ -5,8 +5,11 @@
  * (<prefix>.pin, <prefix>.geo, <prefix>.user) and prints the bootstrap
  * address, so the extension, kcat and the emulator can be exercised without a
  * real Kafka. An optional control FIFO takes commands that inject faults:
- * brokers going down, added latency, protocol errors, leader moves.
+ * brokers going down, added latency, protocol errors, leader moves, topics
+ * reported as missing.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +22,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -52,6 +58,43 @@ static int broker_count = 1;
 static int replication_factor = 1;
 static int broker_down[MAX_BROKERS + 1];
 
+/* --port: the port of broker 1 (broker i gets port + i - 1); 0 = random. */
+static int first_port = 0;
+static int ports_given = 0;
+
+/*
+ * Bind the mock brokers' listeners to --port. librdkafka 2.0.2's mock cluster
+ * binds each broker to a random loopback port and has no option to choose it,
+ * so this program defines bind() itself: librdkafka's calls resolve to it (an
+ * executable's symbols come first), and a loopback listener asking for port 0
+ * gets the next --port instead, while the brokers are being created. Rebinds
+ * (a broker going down and up) ask for their port already and pass through.
+ */
+int
+bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	static int (*real_bind)(int, const struct sockaddr *, socklen_t) = NULL;
+
+	if (real_bind == NULL)
+		real_bind = (int (*)(int, const struct sockaddr *, socklen_t)) dlsym(RTLD_NEXT, "bind");
+	if (real_bind == NULL)
+	{
+		errno = ENOSYS;
+		return -1;
+	}
+	if (first_port > 0 && ports_given < broker_count && addr != NULL &&
+		addr->sa_family == AF_INET && len >= (socklen_t) sizeof(struct sockaddr_in) &&
+		((const struct sockaddr_in *) addr)->sin_port == 0)
+	{
+		struct sockaddr_in sin;
+
+		memcpy(&sin, addr, sizeof(sin));
+		sin.sin_port = htons((uint16_t) (first_port + ports_given++));
+		return real_bind(fd, (const struct sockaddr *) &sin, sizeof(sin));
+	}
+	return real_bind(fd, addr, len);
+}
+
 static void
 usage(FILE *out)
 {
@@ -63,6 +106,8 @@ usage(FILE *out)
 			"\n"
 			"Options:\n"
 			"  --brokers N               number of brokers, ids 1..N (default 1)\n"
+			"  --port PORT               listen on PORT (broker i on PORT + i - 1) instead of\n"
+			"                            random ports, so a restarted broker keeps its address\n"
 			"  --partitions N            partitions of each pinpipe topic (default 3)\n"
 			"  --prefix P                create P.pin, P.geo and P.user (default pinterest)\n"
 			"  --topic NAME[:PARTITIONS] also create NAME (default --partitions); repeatable\n"
@@ -83,6 +128,9 @@ usage(FILE *out)
 			"  clear API                 drop the API's pending injected errors\n"
 			"  leader TOPIC PART BROKER  move a partition's leader (-1: leader-less)\n"
 			"  topic NAME PARTITIONS     create a topic\n"
+			"  topic-error NAME ERROR    report the topic with ERROR in metadata responses\n"
+			"                            (UNKNOWN_TOPIC_OR_PART: as if deleted); \"clear\" as\n"
+			"                            ERROR removes it. Its messages are kept\n"
 			"  status                    print the bootstrap address and broker states\n"
 			"  help                      list the commands\n"
 			"BROKER is a broker id, or -1 for all brokers. API is one of Produce, Fetch,\n"
@@ -108,6 +156,34 @@ usage(FILE *out)
 
 /* Print one line to stderr, prefixed with the program name. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Check that a loopback port can be listened on, as the mock broker will
+ * (SO_REUSEADDR, so connections of a previous broker in TIME_WAIT do not
+ * matter). librdkafka aborts when a mock broker cannot bind, so --port is
+ * checked first.
+ */
+static int
+port_free(int port)
+{
+	struct sockaddr_in sin;
+	int on = 1;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int ok;
+
+	if (fd < 0)
+		return 0;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t) port);
+	ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == 0 &&
+		 bind(fd, (struct sockaddr *) &sin, sizeof(sin)) == 0 && listen(fd, 1) == 0;
+	if (!ok)
+		say("cannot listen on 127.0.0.1:%d: %s", port, strerror(errno));
+	close(fd);
+	return ok;
+}
 
 static void
 say(const char *fmt, ...)
@@ -442,6 +518,29 @@ run_command(char *line)
 			return;
 		}
 	}
+	else if (strcmp(tok[0], "topic-error") == 0)
+	{
+		rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+		if (!want_args(ntok, 2, "topic-error NAME ERROR|clear"))
+			return;
+		if (!valid_topic_name(tok[1]))
+		{
+			cmd_fail("bad topic name \"%s\"", tok[1]);
+			return;
+		}
+		if (strcasecmp(tok[2], "clear") != 0 && parse_error(tok[2], &code) != 0)
+		{
+			cmd_fail("unknown error name \"%s\"", tok[2]);
+			return;
+		}
+		rd_kafka_mock_topic_set_error(mcluster, tok[1], code);
+		if (code == RD_KAFKA_RESP_ERR_NO_ERROR)
+			say("topic %s: error cleared", tok[1]);
+		else
+			say("topic %s: metadata reports %s (%d)", tok[1], rd_kafka_err2name(code), (int) code);
+		return;
+	}
 	else if (strcmp(tok[0], "status") == 0)
 	{
 		if (!want_args(ntok, 0, "status"))
@@ -452,7 +551,8 @@ run_command(char *line)
 	else if (strcmp(tok[0], "help") == 0)
 	{
 		say("commands: down BROKER | up BROKER | rtt BROKER MS | error API COUNT ERROR | "
-			"clear API | leader TOPIC PARTITION BROKER | topic NAME PARTITIONS | status");
+			"clear API | leader TOPIC PARTITION BROKER | topic NAME PARTITIONS | "
+			"topic-error NAME ERROR|clear | status");
 		return;
 	}
 	else
@@ -706,6 +806,8 @@ main(int argc, char **argv)
 		}
 		if (strcmp(opt, "--brokers") == 0 && parse_int(arg, 1, MAX_BROKERS, &v) == 0)
 			broker_count = (int) v;
+		else if (strcmp(opt, "--port") == 0 && parse_int(arg, 1, 65535, &v) == 0)
+			first_port = (int) v;
 		else if (strcmp(opt, "--partitions") == 0 && parse_int(arg, 1, MAX_PARTITIONS, &v) == 0)
 			partitions = (int) v;
 		else if (strcmp(opt, "--prefix") == 0 && valid_topic_name(arg) && strlen(arg) < 240)
@@ -728,6 +830,14 @@ main(int argc, char **argv)
 		i++;
 	}
 	replication_factor = broker_count < 3 ? broker_count : 3;
+	if (first_port > 0 && first_port + broker_count - 1 > 65535)
+	{
+		say("--port %d leaves no room for %d brokers", first_port, broker_count);
+		return 2;
+	}
+	for (int i = 0; first_port > 0 && i < broker_count; i++)
+		if (!port_free(first_port + i))
+			return 1;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = handle_stop_signal;
@@ -761,6 +871,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	mcluster = rd_kafka_mock_cluster_new(rk, broker_count);
+	ports_given = broker_count; /* --port applies to the brokers' first listeners only */
 	if (mcluster == NULL)
 	{
 		say("could not start the mock cluster");

@@ -5,7 +5,9 @@
 # three topics exist with 4 partitions, 1000 keyed messages come back exactly
 # once, "down 1" makes the broker unreachable and "up 1" brings it back,
 # injected NOT_LEADER_FOR_PARTITION errors are retried by the client, and
-# SIGTERM exits 0 and removes the FIFO. Every wait is bounded.
+# topic-error makes a topic unknown and clear brings it back, SIGTERM exits 0
+# and removes the FIFO, and --port restarts the broker on the same address.
+# Every wait is bounded.
 #
 #   bash test/t/broker.sh        exit 0 = pass; prints what failed otherwise
 set -uo pipefail
@@ -170,7 +172,25 @@ consume_all
 	fail "the retried message was stored $(grep -cx 'retry:retried' "$work/consumed") times, not once"
 pass "produce retried through 3 injected NOT_LEADER_FOR_PARTITION errors"
 
-# (5) SIGTERM: exit 0 within 5 s, FIFO and bootstrap file removed
+# (5) topic-error: metadata reports the topic as unknown, "clear" brings it back
+control "topic-error brokertest.geo UNKNOWN_TOPIC_OR_PART" \
+	"topic brokertest.geo: metadata reports UNKNOWN_TOPIC_OR_PART (3)"
+timeout 20 kcat -b "$addr" -L -t brokertest.geo -m 5 >"$work/deleted.metadata" 2>&1
+grep -q "Unknown topic or partition" "$work/deleted.metadata" || {
+	cat "$work/deleted.metadata"
+	fail "brokertest.geo still listed after topic-error"
+}
+control "topic-error brokertest.geo clear" "topic brokertest.geo: error cleared"
+timeout 20 kcat -b "$addr" -L -t brokertest.geo -m 5 >"$work/back.metadata" 2>&1
+grep -qF 'topic "brokertest.geo" with 4 partitions' "$work/back.metadata" || {
+	cat "$work/back.metadata"
+	fail "brokertest.geo not back after topic-error clear"
+}
+control "topic-error brokertest.geo NO_SUCH_ERROR" \
+	'error: "topic-error brokertest.geo NO_SUCH_ERROR": unknown error name'
+pass "topic-error reports a topic as unknown, and clear brings it back"
+
+# (6) SIGTERM: exit 0 within 5 s, FIFO and bootstrap file removed
 kill -TERM "$broker_pid"
 wait_until 5 broker_gone ||
 	fail "broker still running 5 s after SIGTERM"
@@ -182,5 +202,26 @@ broker_pid=
 [ -e "$work/bootstrap" ] && fail "the bootstrap file was not removed"
 grep -qF "pinpipe-broker: shutting down" "$work/broker.err" || fail "no shutdown message"
 pass "SIGTERM: exit 0, FIFO and bootstrap file removed"
+
+# (7) --port: the same address again after a restart; a port in use is refused
+port=${addr##*:}
+src/bin/pinpipe-broker --port "$port" --partitions 2 --prefix brokertest --bootstrap-file "$work/bootstrap" \
+	>"$work/broker.out" 2>"$work/broker.err" &
+broker_pid=$!
+wait_until 10 test -s "$work/bootstrap" || fail "no bootstrap file within 10 s with --port $port"
+[ "$(cat "$work/bootstrap")" = "$addr" ] || fail "--port $port: bootstrap $(cat "$work/bootstrap"), not $addr"
+timeout 20 kcat -b "$addr" -L -m 5 >"$work/metadata" 2>&1
+grep -qF 'topic "brokertest.pin" with 2 partitions' "$work/metadata" || {
+	cat "$work/metadata"
+	fail "the restarted broker on port $port does not answer"
+}
+if timeout 10 src/bin/pinpipe-broker --port "$port" >/dev/null 2>"$work/busy.err"; then
+	fail "a second broker started on the busy port $port"
+fi
+grep -q "cannot listen on 127.0.0.1:$port" "$work/busy.err" || {
+	cat "$work/busy.err"
+	fail "no clear error for a busy port"
+}
+pass "--port: a restarted broker keeps its address; a busy port is refused"
 
 echo "all broker checks passed"
