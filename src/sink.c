@@ -50,7 +50,17 @@ typedef struct RowsPlan
 } RowsPlan;
 
 static RowsPlan raw_plans[PP_NKINDS];
-static RowsPlan clean_plans[PP_NKINDS];
+static RowsPlan clean_plans[PP_NKINDS];        /* INSERT ... ON CONFLICT (ind) DO UPDATE */
+static RowsPlan clean_insert_plans[PP_NKINDS]; /* plain INSERT, tried first (see write_clean) */
+
+/*
+ * Per clean table: statements to go before a plain INSERT is tried again,
+ * and the pause after the last failed try (doubled on each failure in a row,
+ * up to CLEAN_MAX_BACKOFF; 0 after a success).
+ */
+static int clean_skip[PP_NKINDS];
+static int clean_backoff[PP_NKINDS];
+#define CLEAN_MAX_BACKOFF 64
 static SPIPlanPtr dead_letter_plan = NULL;
 static SPIPlanPtr offsets_plan = NULL;
 
@@ -106,9 +116,12 @@ pp_sink_reset_plans(void)
 			SPI_freeplan(raw_plans[k].plan);
 		if (clean_plans[k].plan)
 			SPI_freeplan(clean_plans[k].plan);
+		if (clean_insert_plans[k].plan)
+			SPI_freeplan(clean_insert_plans[k].plan);
 	}
 	memset(raw_plans, 0, sizeof(raw_plans));
 	memset(clean_plans, 0, sizeof(clean_plans));
+	memset(clean_insert_plans, 0, sizeof(clean_insert_plans));
 	if (dead_letter_plan)
 		SPI_freeplan(dead_letter_plan);
 	if (offsets_plan)
@@ -192,6 +205,8 @@ prepare_plans(KindTables *tables)
 						 "INSERT INTO pinpipe.%s SELECT * FROM unnest($1::pinpipe.%s[]) "
 						 "ON CONFLICT (ind) DO UPDATE SET %s",
 						 upsert_set_list(tables[k].clean_desc));
+		ensure_rows_plan(&clean_insert_plans[k], clean_table((PPKind) k),
+						 "INSERT INTO pinpipe.%s SELECT * FROM unnest($1::pinpipe.%s[])%s", "");
 	}
 	if (dead_letter_plan == NULL)
 	{
@@ -422,6 +437,83 @@ insert_direct(const char *table, Datum *rows, int n)
 	return true;
 }
 
+/* Whether edata is a duplicate key in clean table k itself (an ind it has already). */
+static bool
+is_clean_conflict(ErrorData *edata, PPKind k)
+{
+	return edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && edata->schema_name != NULL &&
+		   edata->table_name != NULL && strcmp(edata->schema_name, "pinpipe") == 0 &&
+		   strcmp(edata->table_name, clean_table(k)) == 0;
+}
+
+/*
+ * Try the clean rows as a plain INSERT, in a subtransaction; false, with
+ * nothing written, if one of them has an ind the table has already. Any
+ * other error is raised again, for write_chunk.
+ */
+static bool
+try_clean_insert(PPKind k, Datum *rows, int n)
+{
+	MemoryContext old = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool inserted = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(old);
+	PG_TRY();
+	{
+		run_rows(&clean_insert_plans[k], rows, n);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+		if (!is_clean_conflict(edata, k))
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		inserted = false;
+	}
+	PG_END_TRY();
+	return inserted;
+}
+
+/*
+ * Write the clean rows of kind k (one per ind). New inds are the common case
+ * of a stream, and a plain INSERT writes them for less than INSERT ... ON
+ * CONFLICT DO UPDATE, which probes the primary key before each speculative
+ * insertion and confirms it after (a second WAL record). So a plain INSERT
+ * is tried first; when a row's ind is in the table already, it stops there,
+ * is rolled back, and the upsert writes the rows. After such a failure the
+ * next 1, 2, 4 ... 64 statements on the table go straight to the upsert
+ * (a stream of updates costs a failed try now and then only).
+ */
+static void
+write_clean(PPKind k, Datum *rows, int n)
+{
+	if (clean_skip[k] > 0)
+		clean_skip[k]--;
+	else if (try_clean_insert(k, rows, n))
+	{
+		clean_backoff[k] = 0;
+		return;
+	}
+	else
+	{
+		clean_backoff[k] = Min(Max(1, clean_backoff[k] * 2), CLEAN_MAX_BACKOFF);
+		clean_skip[k] = clean_backoff[k];
+	}
+	run_rows(&clean_plans[k], rows, n);
+}
+
 /* Write the good messages of msgs[lo, hi): raw rows, and the latest clean row per ind. */
 static void
 write_rows(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext batch_cxt)
@@ -456,7 +548,7 @@ write_rows(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext ba
 			if (indset_add(&seen, (int32) msgs[i].rec.values[0].i))
 				rows[n++] = msgs[i].clean_row;
 		}
-		run_rows(&clean_plans[k], rows, n);
+		write_clean((PPKind) k, rows, n);
 		pfree(seen.slots);
 		pfree(seen.used);
 	}
