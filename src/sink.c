@@ -25,6 +25,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -35,6 +36,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/typcache.h"
 
 #include "convert.h"
@@ -326,21 +328,27 @@ indset_add(IndSet *set, int32 ind)
 
 /*
  * Whether rows can go straight into the table, as COPY FROM writes them
- * (table_multi_insert, then the indexes), with nothing lost that INSERT
- * would do: a plain table without triggers (foreign keys are triggers too),
- * row security or stored generated columns; its constraints are checked
- * here. Not when pinpipe.write_method = insert, nor when Citus is installed
- * (its distributed tables take rows only through its planner).
+ * (table_multi_insert, then the indexes, then the AFTER triggers), with
+ * nothing lost that INSERT would do: a plain table without BEFORE or INSTEAD
+ * OF row triggers (which may change or skip a row), row security or stored
+ * generated columns; its constraints are checked and its AFTER triggers
+ * (foreign keys, user triggers, statement triggers with transition tables)
+ * fired here, as COPY FROM does. Not when pinpipe.write_method = insert, nor
+ * when Citus is installed (its distributed tables take rows only through its
+ * planner).
  */
 static bool
 direct_insert_ok(Relation rel)
 {
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	TriggerDesc *trig = rel->trigdesc;
 
 	if (pinpipe_write_method != PP_WRITE_AUTO)
 		return false;
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
-		rel->rd_rel->relrowsecurity || (constr != NULL && constr->has_generated_stored))
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity ||
+		(constr != NULL && constr->has_generated_stored))
+		return false;
+	if (trig != NULL && (trig->trig_insert_before_row || trig->trig_insert_instead_row))
 		return false;
 	return !OidIsValid(get_extension_oid("citus", true));
 }
@@ -349,7 +357,9 @@ direct_insert_ok(Relation rel)
  * Insert rows (composite datums of the table's row type) into table the way
  * COPY FROM does: table_multi_insert in groups of DIRECT_GROUP, then each
  * row's index entries (a duplicate key raises unique_violation, as INSERT
- * does). Unlike COPY, no bulk-insert ring buffer: the batches are small and
+ * does), and its AFTER triggers, row and statement, as COPY FROM fires them
+ * (BEFORE STATEMENT first; the AFTER ones, with their transition tables, at
+ * the end). Unlike COPY, no bulk-insert ring buffer: the batches are small and
  * frequent, and their pages are better left to the background writer. Returns false, having written
  * nothing, when the table needs INSERT (see direct_insert_ok).
  */
@@ -365,6 +375,8 @@ insert_direct(const char *table, Datum *rows, int n)
 	HeapTupleData *tuples;
 	CommandId cid;
 	TupleConstr *constr;
+	TransitionCaptureState *capture = NULL;
+	bool triggers;
 
 	rel = table_open(relid, RowExclusiveLock);
 	if (!direct_insert_ok(rel))
@@ -388,6 +400,16 @@ insert_direct(const char *table, Datum *rows, int n)
 	ExecInitResultRelation(estate, rri, 1);
 	CheckValidResultRel(rri, CMD_INSERT);
 	ExecOpenIndices(rri, false);
+
+	/* as COPY FROM: AFTER triggers queued from here, BEFORE STATEMENT ones fired now */
+	triggers = (rri->ri_TrigDesc != NULL);
+	if (triggers)
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		AfterTriggerBeginQuery();
+		capture = MakeTransitionCaptureState(rri->ri_TrigDesc, relid, CMD_INSERT);
+		ExecBSInsertTriggers(estate, rri);
+	}
 
 	slots = palloc(sizeof(TupleTableSlot *) * Min(n, DIRECT_GROUP));
 	for (int i = 0; i < Min(n, DIRECT_GROUP); i++)
@@ -419,20 +441,31 @@ insert_direct(const char *table, Datum *rows, int n)
 		MemoryContextSwitchTo(old);
 		for (int i = 0; i < nused; i++)
 		{
+			List *recheck = NIL;
+
 			if (rri->ri_NumIndices > 0)
-				list_free(ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL));
+				recheck = ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
+			if (triggers)
+				ExecARInsertTriggers(estate, rri, slots[i], recheck, capture);
+			list_free(recheck);
 			ExecClearTuple(slots[i]);
 		}
 		ResetPerTupleExprContext(estate);
 	}
 
+	if (triggers)
+	{
+		ExecASInsertTriggers(estate, rri, capture);
+		AfterTriggerEndQuery(estate);
+		PopActiveSnapshot();
+	}
 	for (int i = 0; i < Min(n, DIRECT_GROUP); i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	ExecCloseResultRelations(estate);
 	ExecCloseRangeTableRelations(estate);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
-	/* what follows (the clean upsert, a trigger) sees these rows */
+	/* what follows (the clean rows, a trigger) sees these rows */
 	CommandCounterIncrement();
 	return true;
 }
@@ -462,7 +495,8 @@ try_clean_insert(PPKind k, Datum *rows, int n)
 	MemoryContextSwitchTo(old);
 	PG_TRY();
 	{
-		run_rows(&clean_insert_plans[k], rows, n);
+		if (!insert_direct(clean_table(k), rows, n))
+			run_rows(&clean_insert_plans[k], rows, n);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;

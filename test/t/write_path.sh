@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The raw rows' two write paths (pinpipe.write_method): "auto" writes a plain
-# table as COPY FROM does (table_multi_insert, then the indexes), "insert"
-# (and auto, for a table with triggers) through INSERT. Both must give the
+# The two write paths (pinpipe.write_method): "auto" writes a plain table as
+# COPY FROM does (table_multi_insert, then the indexes and the AFTER
+# triggers), "insert" (and auto, for a table with a BEFORE row trigger)
+# through INSERT; the raw rows, and the clean rows of new inds (see also
+# clean_path.sh). Both must give the
 # same rows, keep every index whole (amcheck: every heap row has its entry),
 # check the table's constraints, and make a row that breaks one a dead letter
 # while its neighbours land.
@@ -14,8 +16,9 @@ pp_reset_pinpipe
 pp_broker_start wp --partitions 2 --prefix wp || exit 1
 
 # A user's additions to the raw tables: a CHECK constraint and a unique
-# index on pin_raw, an expression index on geo_raw, and a row trigger on
-# user_raw (which makes the auto path fall back to INSERT for that table).
+# index on pin_raw, an expression index and an AFTER row trigger on geo_raw
+# (fired by the direct path too, as COPY fires it), and a BEFORE row trigger
+# on user_raw (which may change a row: the auto path falls back to INSERT).
 pp_psql -d postgres >/dev/null <<'SQL'
 CREATE EXTENSION IF NOT EXISTS amcheck;
 CREATE EXTENSION IF NOT EXISTS pg_walinspect;
@@ -25,7 +28,11 @@ CREATE INDEX geo_raw_country_lower ON pinpipe.geo_raw (lower(country));
 CREATE TABLE public.user_audit (ind int, kafka_offset bigint);
 CREATE FUNCTION public.user_audit() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN INSERT INTO public.user_audit VALUES (NEW.ind, NEW.kafka_offset); RETURN NEW; END $$;
-CREATE TRIGGER user_audit AFTER INSERT ON pinpipe.user_raw FOR EACH ROW EXECUTE FUNCTION public.user_audit();
+CREATE TRIGGER user_audit BEFORE INSERT ON pinpipe.user_raw FOR EACH ROW EXECUTE FUNCTION public.user_audit();
+CREATE TABLE public.geo_audit (ind int, kafka_offset bigint);
+CREATE FUNCTION public.geo_audit() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO public.geo_audit VALUES (NEW.ind, NEW.kafka_offset); RETURN NULL; END $$;
+CREATE TRIGGER geo_audit AFTER INSERT ON pinpipe.geo_raw FOR EACH ROW EXECUTE FUNCTION public.geo_audit();
 SQL
 
 # produce ROUND FIRST_IND: 100 records (a pin, a geo, a user each), two of
@@ -70,6 +77,8 @@ check() {
 		    AND (SELECT count(*) FROM pinpipe.user_raw WHERE ind BETWEEN $first AND $first + 99) = 100"
 	pp_check "$round: the user_raw trigger fired once per row" \
 		"SELECT count(*) = 100 AND count(DISTINCT ind) = 100 FROM public.user_audit WHERE ind BETWEEN $first AND $first + 99"
+	pp_check "$round: the geo_raw trigger fired once per row" \
+		"SELECT count(*) = 100 AND count(DISTINCT ind) = 100 FROM public.geo_audit WHERE ind BETWEEN $first AND $first + 99"
 	pp_check "$round: the expression index finds the rows" \
 		"SELECT count(*) = (SELECT count(*) FROM pinpipe.geo_raw WHERE country || '' = 'Country 3')
 		    FROM pinpipe.geo_raw WHERE lower(country) = 'country 3'"
@@ -81,12 +90,28 @@ check() {
 		"SELECT (SELECT count(*) FROM pinpipe.pin_clean WHERE ind BETWEEN $first AND $first + 99) = 98"
 }
 
-# multi_inserts FROM_LSN: the WAL's heap multi-insert records since FROM_LSN
-# (what table_multi_insert writes; INSERT writes one insert record per row),
-# up to the end of the flushed WAL (the worker's commits flush theirs)
+# multi_inserts FROM_LSN TABLE: the WAL's heap multi-insert records of
+# pinpipe.TABLE since FROM_LSN (what table_multi_insert writes; INSERT writes
+# one insert record per row), up to the end of the flushed WAL (the worker's
+# commits flush theirs)
 multi_inserts() {
 	pp_psql -d postgres -c "SELECT count(*) FROM pg_get_wal_records_info_till_end_of_wal('$1')
-		WHERE resource_manager = 'Heap2' AND record_type = 'MULTI_INSERT'"
+		WHERE resource_manager = 'Heap2' AND record_type LIKE 'MULTI_INSERT%'
+		  AND block_ref LIKE '%/' || pg_relation_filenode('pinpipe.$2') || ' %'"
+}
+
+# expect_path MODE FROM_LSN TABLE direct|insert
+expect_path() {
+	local n
+	n=$(multi_inserts "$2" "$3")
+	if [ "$4" = direct ] && [ "${n:-0}" -gt 0 ]; then
+		echo "  ok: $1: $3 written as COPY does ($n multi-insert WAL records)"
+	elif [ "$4" = insert ] && [ -n "$n" ] && [ "$n" = 0 ]; then
+		echo "  ok: $1: $3 written through INSERT (no multi-insert WAL record)"
+	else
+		echo "  FAILED: $1: $3 expected the $4 path, found $n multi-insert WAL records"
+		PP_FAILED=$((PP_FAILED + 1))
+	fi
 }
 
 pp_set pinpipe.brokers "$PP_BROKER" pinpipe.topic_prefix wp
@@ -94,11 +119,12 @@ echo "write_method = auto"
 lsn=$(pp_psql -d postgres -c "SELECT pg_current_wal_lsn()")
 produce 1000 1 || exit 1
 check auto 1 300
-n=$(multi_inserts "$lsn")
-if [ "${n:-0}" -gt 0 ]; then echo "  ok: auto: pin_raw and geo_raw written as COPY does ($n multi-insert WAL records)"; else
-	echo "  FAILED: auto: no multi-insert WAL record: the rows did not take the direct path"
-	PP_FAILED=$((PP_FAILED + 1))
-fi
+expect_path auto "$lsn" pin_raw direct
+expect_path auto "$lsn" geo_raw direct       # its AFTER row trigger fired all the same (check)
+expect_path auto "$lsn" user_raw insert      # a BEFORE row trigger
+expect_path auto "$lsn" pin_clean direct     # new inds, with the analytics triggers
+expect_path auto "$lsn" geo_clean direct
+expect_path auto "$lsn" user_clean direct
 
 echo "write_method = insert"
 pp_set pinpipe.write_method insert
@@ -106,11 +132,9 @@ sleep 1 # the worker reloads its settings between batches
 lsn=$(pp_psql -d postgres -c "SELECT pg_current_wal_lsn()")
 produce 2000 1001 || exit 1
 check insert 1001 600
-n=$(multi_inserts "$lsn")
-if [ -n "$n" ] && [ "$n" = 0 ]; then echo "  ok: insert: every row went through INSERT (no multi-insert WAL record)"; else
-	echo "  FAILED: insert: $n multi-insert WAL records: write_method = insert was not obeyed"
-	PP_FAILED=$((PP_FAILED + 1))
-fi
+for t in pin_raw geo_raw user_raw pin_clean geo_clean user_clean; do
+	expect_path insert "$lsn" $t insert
+done
 
 pp_check "both ways store what the messages said" \
 	"SELECT count(*) = 196 AND bool_and(title = 'pin ' || \"index\" AND follower_count = \"index\" || 'k'
@@ -124,6 +148,9 @@ pp_psql -d postgres >/dev/null <<'SQL'
 DROP TRIGGER user_audit ON pinpipe.user_raw;
 DROP FUNCTION public.user_audit();
 DROP TABLE public.user_audit;
+DROP TRIGGER geo_audit ON pinpipe.geo_raw;
+DROP FUNCTION public.geo_audit();
+DROP TABLE public.geo_audit;
 DROP INDEX pinpipe.pin_raw_unique_id, pinpipe.geo_raw_country_lower;
 ALTER TABLE pinpipe.pin_raw DROP CONSTRAINT no_banned_title;
 SQL
