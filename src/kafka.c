@@ -252,8 +252,8 @@ pp_kafka_consumer(const char *brokers, const char *config, int worker)
 	set_default(conf, "enable.partition.eof", "false");
 	set_default(conf, "fetch.wait.max.ms", "50");
 	/* prefetch: a few batches of messages, in bounded fetch responses */
-	set_default(conf, "queued.max.messages.kbytes", "16384");
-	set_default(conf, "fetch.max.bytes", "16777216");
+	set_default(conf, "queued.max.messages.kbytes", "14336");
+	set_default(conf, "fetch.max.bytes", "14680064");
 	set_default(conf, "log.queue", "true");
 	if (!apply_kafka_config(conf, config, errbuf, sizeof(errbuf)))
 	{
