@@ -2,7 +2,11 @@
 # test/bench_ingest.sh: messages per second the worker sustains draining a
 # pre-loaded backlog from the embedded broker, exactly-once offsets on.
 # A benchmark, not a test: it prints figures.
-#   bash test/bench_ingest.sh [MESSAGES] [PARTITIONS]      (default 200000 48)
+#   bash test/bench_ingest.sh [MESSAGES] [PARTITIONS] [synthetic|sample]
+#                                           (default 200000 48 synthetic)
+# synthetic: every record a new ind; sample: records drawn from the sample
+# data, as the original emulation posts them, so that most inds repeat (the
+# clean rows are then mostly updates).
 # The embedded broker keeps at most 5 MB per partition: the backlog is spread
 # over enough partitions, and the script checks none was trimmed.
 set -euo pipefail
@@ -10,6 +14,12 @@ set -euo pipefail
 cd "$PP_TOP"
 N=${1:-200000}
 PARTS=${2:-48}
+MODE=${3:-synthetic}
+case $MODE in
+synthetic) SYNTHETIC=--synthetic ;;
+sample) SYNTHETIC= ;;
+*) echo "bench_ingest.sh: the third argument is synthetic or sample" >&2 && exit 2 ;;
+esac
 RECORDS=$(((N + 2) / 3))
 
 pp_install_deps
@@ -24,7 +34,7 @@ pp_psql -c "CREATE EXTENSION pinpipe" >/dev/null
 pp_broker_start bench --partitions "$PARTS" --prefix bench
 
 echo "loading a backlog of $((RECORDS * 3)) messages ($RECORDS records) over $PARTS partitions..."
-"$PP_EMULATE_BIN" --brokers "$PP_BROKER" --prefix bench --data data --synthetic --seed 1 \
+"$PP_EMULATE_BIN" --brokers "$PP_BROKER" --prefix bench --data data $SYNTHETIC --seed 1 \
 	--count "$RECORDS" --quiet
 total=$((RECORDS * 3))
 low=$(for t in pin geo user; do for p in $(seq 0 $((PARTS - 1))); do
