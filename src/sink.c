@@ -51,6 +51,9 @@ typedef struct RowsPlan
 	SPIPlanPtr plan;
 } RowsPlan;
 
+/* The plain INSERT of an array of rows (see insert_rows) */
+#define INSERT_ROWS_SQL "INSERT INTO pinpipe.%s SELECT * FROM unnest($1::pinpipe.%s[])%s"
+
 static RowsPlan raw_plans[PP_NKINDS];
 static RowsPlan clean_plans[PP_NKINDS];        /* INSERT ... ON CONFLICT (ind) DO UPDATE */
 static RowsPlan clean_insert_plans[PP_NKINDS]; /* plain INSERT, tried first (see write_clean) */
@@ -201,14 +204,12 @@ prepare_plans(KindTables *tables)
 {
 	for (int k = 0; k < PP_NKINDS; k++)
 	{
-		ensure_rows_plan(&raw_plans[k], raw_table((PPKind) k),
-						 "INSERT INTO pinpipe.%s SELECT * FROM unnest($1::pinpipe.%s[])%s", "");
+		ensure_rows_plan(&raw_plans[k], raw_table((PPKind) k), INSERT_ROWS_SQL, "");
 		ensure_rows_plan(&clean_plans[k], clean_table((PPKind) k),
 						 "INSERT INTO pinpipe.%s SELECT * FROM unnest($1::pinpipe.%s[]) "
 						 "ON CONFLICT (ind) DO UPDATE SET %s",
 						 upsert_set_list(tables[k].clean_desc));
-		ensure_rows_plan(&clean_insert_plans[k], clean_table((PPKind) k),
-						 "INSERT INTO pinpipe.%s SELECT * FROM unnest($1::pinpipe.%s[])%s", "");
+		ensure_rows_plan(&clean_insert_plans[k], clean_table((PPKind) k), INSERT_ROWS_SQL, "");
 	}
 	if (dead_letter_plan == NULL)
 	{
@@ -470,6 +471,14 @@ insert_direct(const char *table, Datum *rows, int n)
 	return true;
 }
 
+/* Insert rows into table as COPY FROM does where it can (insert_direct), else with p's INSERT. */
+static void
+insert_rows(const char *table, RowsPlan *p, Datum *rows, int n)
+{
+	if (!insert_direct(table, rows, n))
+		run_rows(p, rows, n);
+}
+
 /* Whether edata is a duplicate key in clean table k itself (an ind it has already). */
 static bool
 is_clean_conflict(ErrorData *edata, PPKind k)
@@ -495,8 +504,7 @@ try_clean_insert(PPKind k, Datum *rows, int n)
 	MemoryContextSwitchTo(old);
 	PG_TRY();
 	{
-		if (!insert_direct(clean_table(k), rows, n))
-			run_rows(&clean_insert_plans[k], rows, n);
+		insert_rows(clean_table(k), &clean_insert_plans[k], rows, n);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;
@@ -569,8 +577,7 @@ write_rows(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext ba
 		}
 		if (n == 0)
 			continue;
-		if (!insert_direct(raw_table((PPKind) k), rows, n))
-			run_rows(&raw_plans[k], rows, n);
+		insert_rows(raw_table((PPKind) k), &raw_plans[k], rows, n);
 
 		/* clean rows: the last message of each ind wins (walk backwards) */
 		indset_init(&seen, n);
