@@ -39,63 +39,82 @@ pp_install_deps() {
 	fi
 }
 
-# Build and install the extension and its tools. With PP_SANITIZE=1, into a
-# private server tree instead (pp_sanitize_build).
+# Build and install the extension and its tools: into the system's server
+# tree, or with PP_PRIVATE_INSTALL=1 (test/run.sh) or PP_SANITIZE=1 into a
+# private copy of it (pp_private_tree), so that test runs of two checkouts on
+# one machine never load each other's build.
 pp_build() {
 	if [ -n "${PP_SANITIZE:-}" ]; then
 		pp_sanitize_build "$@"
 		return
 	fi
+	if [ -n "${PP_PRIVATE_INSTALL:-}" ]; then
+		if [ -z "${PP_PRIVATE_ROOT:-}" ] || [ ! -d "$PP_PRIVATE_ROOT" ]; then
+			pp_private_tree || return 1
+		fi
+		(cd "$PP_TOP" && make -s -j2 "$@" >/dev/null &&
+			make -s install DESTDIR="$PP_PRIVATE_ROOT" "$@" >/dev/null)
+		return
+	fi
 	(cd "$PP_TOP" && make -s -j2 "$@" >/dev/null && pp_as_root make -s install "$@" >/dev/null)
 }
 
+# Copy Debian's server tree (bin, lib, share: pg_cron included) into a new
+# private root, PP_PRIVATE_ROOT, and point PP_BIN at its bin. PostgreSQL finds
+# its lib and share directories relative to its binaries, so the copy runs as
+# is with whatever `make install DESTDIR=$PP_PRIVATE_ROOT` put in it.
+pp_private_tree() {
+	local sys_bin=$PP_BIN sys_share
+	sys_share=$("$sys_bin/pg_config" --sharedir) || return 1
+	PP_PRIVATE_ROOT=$(mktemp -d /tmp/pinpipe-root.XXXXXX)
+	chmod 755 "$PP_PRIVATE_ROOT"
+	mkdir -p "$PP_PRIVATE_ROOT$(dirname "$sys_bin")" "$PP_PRIVATE_ROOT$sys_share"
+	cp -a "$(dirname "$sys_bin")/." "$PP_PRIVATE_ROOT$(dirname "$sys_bin")/" &&
+		cp -a "$sys_share/." "$PP_PRIVATE_ROOT$sys_share/" || return 1
+	PP_BIN=$PP_PRIVATE_ROOT$sys_bin
+	export PP_BIN PP_PRIVATE_ROOT
+}
+
 # PP_SANITIZE=1 (bash test/run.sh --sanitize): the extension built with ASan
-# and UBSan (make SANITIZE=1) and installed into a private copy of Debian's
-# server tree, PP_SANITIZE_ROOT, never into the system's: PostgreSQL finds its
-# lib and share directories relative to its binaries, so the copy runs as is,
-# pg_cron included. Its servers run with the sanitizer runtimes preloaded
-# (PP_SANITIZE_ENV, used by pp_pg_ctl; test/tools/asan_preload.c says why a
-# shim is preloaded too), and write their reports to $PP_SANITIZE_ROOT/logs,
-# which pp_sanitizer_reports checks. Leak detection is off: a PostgreSQL
-# process frees nothing when it exits. Scripts run by test/run.sh (the demo)
-# reuse its tree.
+# and UBSan (make SANITIZE=1) and installed into a private server tree
+# (pp_private_tree), never into the system's. Its servers run with the
+# sanitizer runtimes preloaded (PP_SANITIZE_ENV, used by pp_pg_ctl;
+# test/tools/asan_preload.c says why a shim is preloaded too), and write their
+# reports to $PP_PRIVATE_ROOT/logs, which pp_sanitizer_reports checks. Leak
+# detection is off: a PostgreSQL process frees nothing when it exits. Scripts
+# run by test/run.sh (the demo) reuse its tree.
 pp_sanitize_build() {
-	if [ -z "${PP_SANITIZE_ROOT:-}" ] || [ ! -d "$PP_SANITIZE_ROOT" ]; then
+	if [ -z "${PP_PRIVATE_ROOT:-}" ] || [ ! -d "$PP_PRIVATE_ROOT" ]; then
 		pp_sanitize_tree || return 1
 	fi
 	(cd "$PP_TOP" && make -s -j2 SANITIZE=1 "$@" >/dev/null &&
-		make -s install SANITIZE=1 DESTDIR="$PP_SANITIZE_ROOT" "$@" >/dev/null)
+		make -s install SANITIZE=1 DESTDIR="$PP_PRIVATE_ROOT" "$@" >/dev/null)
 }
 
-# Copy the server tree, build the shim, set PP_BIN and PP_SANITIZE_ENV.
+# The private tree, the shim, PP_SANITIZE_ENV.
 pp_sanitize_tree() {
-	local sys_bin=$PP_BIN sys_share asan ubsan log
-	sys_share=$("$sys_bin/pg_config" --sharedir) || return 1
+	local asan ubsan log
 	asan=$(readlink -f "$(gcc -print-file-name=libasan.so)")
 	ubsan=$(readlink -f "$(gcc -print-file-name=libubsan.so)")
 	[ -f "$asan" ] && [ -f "$ubsan" ] || { echo "no ASan or UBSan runtime for gcc" >&2; return 1; }
-	PP_SANITIZE_ROOT=$(mktemp -d /tmp/pinpipe-sanitize.XXXXXX)
-	chmod 755 "$PP_SANITIZE_ROOT"
-	log=$PP_SANITIZE_ROOT/logs
-	mkdir -p "$PP_SANITIZE_ROOT$(dirname "$sys_bin")" "$PP_SANITIZE_ROOT$sys_share" "$log"
+	pp_private_tree || return 1
+	log=$PP_PRIVATE_ROOT/logs
+	mkdir -p "$log"
 	chmod 1777 "$log"
-	cp -a "$(dirname "$sys_bin")/." "$PP_SANITIZE_ROOT$(dirname "$sys_bin")/" &&
-		cp -a "$sys_share/." "$PP_SANITIZE_ROOT$sys_share/" || return 1
-	gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$PP_SANITIZE_ROOT/asan_preload.so" \
+	gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$PP_PRIVATE_ROOT/asan_preload.so" \
 		"$PP_TOP/test/tools/asan_preload.c" || return 1
-	PP_BIN=$PP_SANITIZE_ROOT$sys_bin
-	PP_SANITIZE_ENV="LD_PRELOAD=$asan:$ubsan:$PP_SANITIZE_ROOT/asan_preload.so
+	PP_SANITIZE_ENV="LD_PRELOAD=$asan:$ubsan:$PP_PRIVATE_ROOT/asan_preload.so
 		ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=1:strict_string_checks=1:log_path=$log/asan:print_cmdline=1
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PP_UBSAN_LOG_PATH=$log/ubsan"
-	export PP_BIN PP_SANITIZE PP_SANITIZE_ROOT PP_SANITIZE_ENV
+	export PP_SANITIZE PP_SANITIZE_ENV
 }
 
 # Print the sanitizer reports written since the last call (moved to PP_WORK),
 # and those in the server log; fail if there is any.
 pp_sanitizer_reports() {
-	[ -n "${PP_SANITIZE_ROOT:-}" ] || return 0
+	[ -n "${PP_SANITIZE:-}" ] && [ -n "${PP_PRIVATE_ROOT:-}" ] || return 0
 	local f found=0 n
-	for f in "$PP_SANITIZE_ROOT"/logs/*; do
+	for f in "$PP_PRIVATE_ROOT"/logs/*; do
 		[ -s "$f" ] || continue
 		echo "sanitizer report $(basename "$f"):"
 		head -100 "$f"

@@ -17,20 +17,22 @@ if [ "${1:-}" = --sanitize ]; then
 	export PP_SANITIZE=1
 	shift
 fi
+# Tests install into a private server tree (test/lib.sh, pp_build).
+export PP_PRIVATE_INSTALL=1
 . "$(dirname "$0")/lib.sh"
 cd "$PP_TOP"
 
 pp_install_deps || exit 1
 pp_log "building"
 if ! pp_build; then
-	[ -n "${PP_SANITIZE_ROOT:-}" ] && rm -rf "$PP_SANITIZE_ROOT"
+	[ -n "${PP_PRIVATE_ROOT:-}" ] && rm -rf "$PP_PRIVATE_ROOT"
 	echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
 
 PP_WORK=$(mktemp -d /tmp/pinpipe-test.XXXXXX)
 cleanup() {
 	pp_cluster_stop
-	[ -n "${PP_SANITIZE_ROOT:-}" ] && rm -rf "$PP_SANITIZE_ROOT"
+	[ -n "${PP_PRIVATE_ROOT:-}" ] && rm -rf "$PP_PRIVATE_ROOT"
 }
 trap cleanup EXIT
 pp_log "starting a throwaway cluster in $PP_WORK"
@@ -40,7 +42,7 @@ if [ -n "${PP_SANITIZE:-}" ]; then
 		{ echo "the installed pinpipe.so is not instrumented"; echo "0 passed, 1 failed"; exit 1; }
 	grep -q libasan "/proc/$(head -1 "$PP_PGDATA/postmaster.pid")/maps" ||
 		{ echo "the server runs without the ASan runtime"; echo "0 passed, 1 failed"; exit 1; }
-	pp_log "sanitizers on: extension built with ASan and UBSan, server tree $PP_SANITIZE_ROOT"
+	pp_log "sanitizers on: extension built with ASan and UBSan, server tree $PP_PRIVATE_ROOT"
 fi
 
 passed=0
