@@ -23,7 +23,7 @@ SHLIB_LINK += -fsanitize=address,undefined
 endif
 
 # Command-line tools (src/bin), installed beside pg_config's bindir.
-TOOLS = src/bin/pinpipe-broker src/bin/pinpipe-emulate
+TOOLS = src/bin/pinpipe-broker src/bin/pinpipe-emulate src/bin/pinpipe-dashboard
 SCRIPTS_built = $(TOOLS)
 EXTRA_CLEAN = $(TOOLS) results regression.diffs regression.out .build-flavour
 
@@ -56,14 +56,23 @@ src/bin/pinpipe-broker: src/bin/pinpipe-broker.c
 src/bin/pinpipe-emulate: src/bin/pinpipe-emulate.c
 	$(CC) $(TOOL_CFLAGS) -o $@ $< -lrdkafka -ljansson -lm
 
+src/bin/pinpipe-dashboard: src/bin/pinpipe-dashboard.c
+	$(CC) $(TOOL_CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq -lmicrohttpd -ljansson -lpthread
+
+# The dashboard's page (pinpipe-dashboard finds it beside itself in a checkout).
+DASHBOARD_FILES = $(wildcard src/bin/dashboard/*)
+
 install: install-pinpipe-data
 .PHONY: install-pinpipe-data
 install-pinpipe-data:
 	$(MKDIR_P) '$(DESTDIR)$(PP_DATADIR)'
 	$(INSTALL_DATA) data/pin.jsonl data/geo.jsonl data/user.jsonl '$(DESTDIR)$(PP_DATADIR)/'
+	$(MKDIR_P) '$(DESTDIR)$(PP_DATADIR)/dashboard'
+	$(INSTALL_DATA) $(DASHBOARD_FILES) '$(DESTDIR)$(PP_DATADIR)/dashboard/'
 	@# the tools on PATH too (bindir is PostgreSQL's own, not on PATH)
 	@if [ -z "$(DESTDIR)" ] && [ -d /usr/local/bin ] && [ -w /usr/local/bin ]; then \
-		for t in pinpipe-broker pinpipe-emulate; do ln -sf '$(bindir)/'$$t /usr/local/bin/$$t; done; fi
+		for t in pinpipe-broker pinpipe-emulate pinpipe-dashboard; do ln -sf '$(bindir)/'$$t /usr/local/bin/$$t; done; fi
 
 .PHONY: format format-check
 FORMAT_FILES = $(wildcard src/*.c src/*.h src/bin/*.c test/fuzz/*.c test/tools/*.c)
