@@ -1,0 +1,163 @@
+--
+-- pinpipe_reader: everything a reader or the dashboard needs, in one role
+-- (GRANT pinpipe_reader TO alice): the clean tables, the analytics caches,
+-- the status views, the dead letters, offset gaps and ingest history, and
+-- the analytics functions. The analytics functions check the caches'
+-- privileges first, so that a role without them is told which role to grant.
+--
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'pinpipe_reader') THEN
+        CREATE ROLE pinpipe_reader NOLOGIN;
+    END IF;
+END
+$$;
+
+GRANT SELECT ON pinpipe.pin_clean, pinpipe.geo_clean, pinpipe.user_clean,
+    pinpipe.analytics_country_category, pinpipe.analytics_year_category, pinpipe.analytics_country_top,
+    pinpipe.analytics_country_poster, pinpipe.analytics_age_category, pinpipe.analytics_followers,
+    pinpipe.analytics_join_year, pinpipe.analytics_refreshes,
+    pinpipe.status, pinpipe.partition_lag, pinpipe.dead_letters, pinpipe.offset_gaps,
+    pinpipe.ingest_history TO pinpipe_reader;
+GRANT SELECT ON pinpipe.ingest_history TO pinpipe_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION pinpipe.worker_status(), pinpipe.partition_status() TO pinpipe_reader;
+
+-- Refuse, with the role to grant, a caller who may not read the caches.
+CREATE FUNCTION pinpipe.require_reader(function_name text, VARIADIC tables text[]) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        IF NOT has_table_privilege(t, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied for function %', function_name
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('The function reads %s, which only members of pinpipe_reader may read.', t),
+                      HINT = format('Grant the reader role: GRANT pinpipe_reader TO %I;', current_user);
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.require_reader(text, text[]) IS
+'internal: raise insufficient_privilege, naming pinpipe_reader, unless the caller may read every table given';
+
+CREATE OR REPLACE FUNCTION pinpipe.popular_category_by_country()
+RETURNS TABLE (country text, category text, category_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_country', 'pinpipe.analytics_country_category');
+    SELECT c.country, c.category, c.n
+      FROM (SELECT a.country, a.category, a.n, rank() OVER (PARTITION BY a.country ORDER BY a.n DESC) AS r
+              FROM pinpipe.analytics_country_category a
+             WHERE a.n > 0) c
+     WHERE c.r = 1
+     ORDER BY c.country COLLATE "default", c.category COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.category_count_by_year(from_year int DEFAULT 2018, to_year int DEFAULT 2022)
+RETURNS TABLE (post_year int, category text, category_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.category_count_by_year', 'pinpipe.analytics_year_category');
+    SELECT a.post_year, a.category, a.n
+      FROM pinpipe.analytics_year_category a
+     WHERE a.n > 0
+       AND (category_count_by_year.from_year IS NULL OR a.post_year >= category_count_by_year.from_year)
+       AND (category_count_by_year.to_year IS NULL OR a.post_year <= category_count_by_year.to_year)
+     ORDER BY a.post_year, a.category COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.most_followed_by_country()
+RETURNS TABLE (country text, poster_name text, follower_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster',
+                                  'pinpipe.analytics_country_top');
+    -- the cache holds the pins at each country's top follower count
+    SELECT a.country, a.poster_name, a.follower_count
+      FROM pinpipe.analytics_country_poster a
+      JOIN pinpipe.analytics_country_top t ON t.country = a.country AND t.top = a.follower_count
+     WHERE a.n > 0
+     ORDER BY a.country COLLATE "default", a.poster_name COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.most_followed_country()
+RETURNS TABLE (country text, follower_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.most_followed_country', 'pinpipe.analytics_country_top');
+    SELECT t.country, t.top
+      FROM pinpipe.analytics_country_top t
+     WHERE t.top = (SELECT max(t2.top) FROM pinpipe.analytics_country_top t2)
+     ORDER BY t.country COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.popular_category_by_age_group()
+RETURNS TABLE (age_group text, category text, category_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_age_group', 'pinpipe.analytics_age_category');
+    SELECT c.age_group, c.category, c.n
+      FROM (SELECT a.age_group, a.category, a.n, rank() OVER (PARTITION BY a.age_group ORDER BY a.n DESC) AS r
+              FROM pinpipe.analytics_age_category a
+             WHERE a.n > 0) c
+     WHERE c.r = 1
+     ORDER BY pinpipe.age_group_order(c.age_group), c.age_group COLLATE "default", c.category COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.median_followers_by_age_group(method text DEFAULT 'exact')
+RETURNS TABLE (age_group text, median_follower_count float8)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group', 'pinpipe.analytics_followers');
+    SELECT m.age_group, m.median_follower_count
+      FROM pinpipe.analytics_median(true, false, NULL, NULL, median_followers_by_age_group.method) m;
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.users_joined_by_year(from_year int DEFAULT 2015, to_year int DEFAULT 2020)
+RETURNS TABLE (post_year int, number_users_joined bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.users_joined_by_year', 'pinpipe.analytics_join_year');
+    SELECT a.join_year, a.n
+      FROM pinpipe.analytics_join_year a
+     WHERE a.n > 0
+       AND (users_joined_by_year.from_year IS NULL OR a.join_year >= users_joined_by_year.from_year)
+       AND (users_joined_by_year.to_year IS NULL OR a.join_year <= users_joined_by_year.to_year)
+     ORDER BY a.join_year;
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.median_followers_by_join_year(from_year int DEFAULT 2015, to_year int DEFAULT 2020,
+                                                                 method text DEFAULT 'exact')
+RETURNS TABLE (post_year int, median_follower_count float8)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_join_year', 'pinpipe.analytics_followers');
+    SELECT m.join_year, m.median_follower_count
+      FROM pinpipe.analytics_median(false, true, median_followers_by_join_year.from_year,
+                                    median_followers_by_join_year.to_year, median_followers_by_join_year.method) m;
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.median_followers_by_age_group_and_join_year(from_year int DEFAULT 2015,
+                                                                               to_year int DEFAULT 2020,
+                                                                               method text DEFAULT 'exact')
+RETURNS TABLE (age_group text, post_year int, median_follower_count float8)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group_and_join_year',
+                                  'pinpipe.analytics_followers');
+    SELECT m.age_group, m.join_year, m.median_follower_count
+      FROM pinpipe.analytics_median(true, true, median_followers_by_age_group_and_join_year.from_year,
+                                    median_followers_by_age_group_and_join_year.to_year,
+                                    median_followers_by_age_group_and_join_year.method) m;
+END;
+
+GRANT EXECUTE ON FUNCTION pinpipe.popular_category_by_country(), pinpipe.category_count_by_year(int, int),
+    pinpipe.most_followed_by_country(), pinpipe.most_followed_country(), pinpipe.popular_category_by_age_group(),
+    pinpipe.median_followers_by_age_group(text), pinpipe.users_joined_by_year(int, int),
+    pinpipe.median_followers_by_join_year(int, int, text),
+    pinpipe.median_followers_by_age_group_and_join_year(int, int, text),
+    pinpipe.analytics_median(bool, bool, int, int, text) TO pinpipe_reader;
