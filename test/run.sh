@@ -44,6 +44,12 @@ PP_SERVER_USER=$(pp_server_user)
 PP_WORK=$(mktemp -d /tmp/pinpipe-test.XXXXXX)
 chmod 755 "$PP_WORK"
 chown "$PP_SERVER_USER" "$PP_WORK" 2>/dev/null || true
+# The tests run as the server user in a copy of the checkout that it owns
+# (the checkout may be unreadable to it, and tests write beside their
+# sources), with the private server tree owned by it too.
+mkdir -p "$PP_WORK/tree"
+tar -C "$PP_TOP" --exclude=./.git -cf - . | tar -C "$PP_WORK/tree" -xf -
+chown -R "$PP_SERVER_USER" "$PP_WORK" "$PP_PRIVATE_ROOT" 2>/dev/null || true
 export PP_WORK PP_SERVER_USER
 cleanup() {
 	pkill -u "$PP_SERVER_USER" -f "$PP_WORK" 2>/dev/null
@@ -78,8 +84,8 @@ pgxs=$(dirname "$(dirname "$("$PP_BIN/pg_config" --pgxs)")")   # .../lib/pgxs/sr
 if [ ${#suites[@]} -gt 0 ]; then
 	pp_log "pg_regress: ${suites[*]}"
 	mkdir -p "$PP_WORK/regress" && chown "$PP_SERVER_USER" "$PP_WORK/regress" 2>/dev/null
-	pp_as_server env PATH="$PP_BIN:$PATH" make -s check PG_CONFIG="$PP_BIN/pg_config" \
-		PP_REGRESS_DIR="$PP_WORK/regress" REGRESS="${suites[*]}" >"$PP_WORK/regress.out" 2>&1
+	(cd "$PP_WORK/tree" && pp_as_server env PATH="$PP_BIN:$PATH" make -s check PG_CONFIG="$PP_BIN/pg_config" \
+		PP_REGRESS_DIR="$PP_WORK/regress" REGRESS="${suites[*]}") >"$PP_WORK/regress.out" 2>&1
 	cat "$PP_WORK/regress.out"
 	sanitizer_ok=true
 	pp_sanitizer_reports "$PP_WORK/regress/log" || sanitizer_ok=false
@@ -100,9 +106,9 @@ for t in "${taps[@]}"; do
 	dir=$PP_WORK/tap/$name
 	mkdir -p "$dir" && chown -R "$PP_SERVER_USER" "$PP_WORK/tap" 2>/dev/null
 	rc=0
-	pp_as_server env PATH="$PP_BIN:$PATH" PERL5LIB="$PP_TOP/test/perl:$pgxs/test/perl" \
+	(cd "$PP_WORK/tree" && pp_as_server env PATH="$PP_BIN:$PATH" PERL5LIB="$PP_WORK/tree/test/perl:$pgxs/test/perl" \
 		TESTDIR="$dir" PG_REGRESS="$pgxs/test/regress/pg_regress" PP_SANITIZE="${PP_SANITIZE:-}" \
-		PP_WORK="$dir" prove -v "$t" >"$PP_WORK/$name.out" 2>&1 || rc=1
+		PP_PRIVATE_ROOT="$PP_PRIVATE_ROOT" PP_BIN="$PP_BIN" prove -v "$t") >"$PP_WORK/$name.out" 2>&1 || rc=1
 	pp_sanitizer_reports "$dir/tmp_check/log" >>"$PP_WORK/$name.out" 2>&1 || rc=1
 	if [ "$rc" = 0 ]; then
 		pass "$name"
