@@ -57,16 +57,16 @@
     return e;
   }
 
-  function fmt(v) {
+  function fmt(v, plain) {
     if (v === null || v === undefined) return '–';
-    if (typeof v === 'number') return v.toLocaleString('en-US', { maximumFractionDigits: 6 });
+    if (typeof v === 'number' && !plain) return v.toLocaleString('en-US', { maximumFractionDigits: 6 });
     return String(v);
   }
 
   function fmtTime(iso) {
     if (!iso) return '';
     const d = new Date(iso);
-    return isNaN(d) ? String(iso) : d.toLocaleString('en-GB', { hour12: false });
+    return isNaN(d) ? String(iso) : d.toLocaleString('sv-SE', { hour12: false });
   }
 
   async function getJSON(url, options) {
@@ -102,8 +102,8 @@
     table.setAttribute('data-rows', String(rows.length));
   }
 
-  function cell(v, cls) {
-    const td = el('td', { text: fmt(v) });
+  function cell(v, cls, plain) {
+    const td = el('td', { text: fmt(v, plain) });
     if (cls) td.className = cls;
     else if (typeof v === 'number') td.className = 'num';
     if (v !== null && v !== undefined) td.setAttribute('data-value', String(v));
@@ -323,7 +323,7 @@
       const q = $('search-' + a.fn).value.trim().toLowerCase();
       if (q) rows = rows.filter((r) => d.columns.some((c) => String(r[c]).toLowerCase().includes(q)));
     }
-    fillTable(table, rows, (r) => d.columns.map((c) => cell(r[c], numeric.has(c) ? 'num' : ' ')));
+    fillTable(table, rows, (r) => d.columns.map((c) => cell(r[c], numeric.has(c) ? 'num' : ' ', /year/.test(c))));
     table.setAttribute('data-total-rows', String(d.rows.length));
     $('card-' + a.fn).setAttribute('data-read-at', d.read_at);
 
