@@ -14,6 +14,7 @@
 #include "utils/memutils.h"
 
 #include "kafka.h"
+#include "history.h"
 #include "pinpipe.h"
 #include "status.h"
 
@@ -262,6 +263,7 @@ void
 _PG_init(void)
 {
 	define_settings();
+	pp_history_define_settings();
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = pp_emit_log;
 #if PG_VERSION_NUM >= 150000

@@ -32,6 +32,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "history.h"
 #include "kafka.h"
 #include "pinpipe.h"
 #include "sink.h"
@@ -817,6 +818,7 @@ write_batch(void)
 		SpinLockRelease(&w->mutex);
 	}
 	publish_partitions();
+	pp_history_count(worker_id, names, result.rows, result.dead_letters);
 }
 
 static void
@@ -845,6 +847,7 @@ consume_once(void)
 	MemoryContextSwitchTo(batch_cxt);
 	if (ConfigReloadPending)
 		handle_reload();
+	pp_history_flush(worker_id); /* once a minute: the minutes that ended */
 
 	if (pp_is_paused())
 	{
