@@ -38,6 +38,11 @@ pp_install_deps() {
 		fi
 		pp_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
+	# npm (test/t/dashboard.pl installs puppeteer-core with it): Debian's
+	# package, unless a nodejs that brings its own is installed
+	if ! command -v npm >/dev/null; then
+		pp_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+	fi
 }
 
 # Build and install the extension and its tools: into the system's server

@@ -366,8 +366,11 @@
     }
   }
 
+  let answerLoads = 0;
   async function loadAnswers() {
     const results = await Promise.allSettled(ANSWERS.map(loadAnswer));
+    answerLoads++;
+    document.body.setAttribute('data-answer-loads', String(answerLoads));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
