@@ -20,6 +20,7 @@ use IPC::Run;
 use JSON::PP;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(usleep);
+use Encode qw(decode);
 
 my $tmp = tempdir('pinpipe-dashboard-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $outdir = $ENV{TESTDIR} // $tmp;
@@ -101,7 +102,8 @@ my $csp_re = qr/default-src 'none'; script-src 'self'; style-src 'self'/;
 sub sql_rows
 {
 	my ($call, $user) = @_;
-	my $out = $node->safe_psql('postgres', ($user ? "SET ROLE $user; " : '') . "SELECT * FROM pinpipe.$call");
+	my $out = decode('UTF-8',
+		$node->safe_psql('postgres', ($user ? "SET ROLE $user; " : '') . "SELECT * FROM pinpipe.$call"));
 	return [ grep { $_ ne '' } split /\n/, $out ];
 }
 
@@ -120,15 +122,15 @@ my ($nout, $nerr) = ('', '');
 ok( IPC::Run::run(
 		[ 'npm', 'install', '--prefix', $ppt, '--no-audit', '--no-fund', '--loglevel=error',
 			'puppeteer-core@23.11.1' ],
-		'>', \$nout, '2>', \$nerr,
-		init => sub { $ENV{HOME} = $tmp; $ENV{npm_config_cache} = $npm_cache; }),
+		init => sub { $ENV{HOME} = $tmp; $ENV{npm_config_cache} = $npm_cache; },
+		'>', \$nout, '2>', \$nerr),
 	'puppeteer-core installed from npm into a temporary directory') or diag($nerr);
 
 my ($bin, $bout, $berr) = ('', '', '');
 my $btimer = IPC::Run::timeout(120);
 my $browser = IPC::Run::start([ 'node', pp_top() . '/test/tools/dashboard-browser.js' ],
-	\$bin, \$bout, \$berr, $btimer,
-	init => sub { $ENV{HOME} = $tmp; $ENV{NODE_PATH} = "$ppt/node_modules"; });
+	init => sub { $ENV{HOME} = $tmp; $ENV{NODE_PATH} = "$ppt/node_modules"; },
+	\$bin, \$bout, \$berr, $btimer);
 
 # Send one command to the browser; its JSON answer.
 sub browser
@@ -298,7 +300,7 @@ is_deeply(page_rows($r->{state}, 'table-popular_category_by_country'), sql_rows(
 ok(browser("screenshot $outdir/dashboard-laptop.png 1366 900")->{ok}, "screenshot $outdir/dashboard-laptop.png");
 $r = browser("goto $url 390 844");
 ok($r->{state}{scrollWidth} <= $r->{state}{clientWidth} + 1, 'no sideways scrolling at a phone width')
-  or diag("$r->{state}{scrollWidth} > $r->{state}{clientWidth}");
+  or diag("$r->{state}{scrollWidth} > $r->{state}{clientWidth}: @{ $r->{state}{widest} }");
 ok(browser("screenshot $outdir/dashboard-phone.png 390 844")->{ok}, "screenshot $outdir/dashboard-phone.png");
 
 # ---- a role without pinpipe_reader is told what to grant ----

@@ -25,7 +25,7 @@ async function pageState(page) {
     const tables = {};
     for (const t of document.querySelectorAll('table.data')) {
       tables[t.id] = {
-        head: [...t.tHead.rows[0].cells].map((c) => c.textContent),
+        head: t.tHead && t.tHead.rows[0] ? [...t.tHead.rows[0].cells].map((c) => c.textContent) : [],
         rows: [...t.tBodies[0].rows].filter((r) => !r.classList.contains('empty'))
           .map((r) => [...r.cells].map((c) => c.textContent)),
       };
@@ -53,6 +53,8 @@ async function pageState(page) {
       tables: tables,
       charts: charts,
       scrollWidth: document.documentElement.scrollWidth,
+      widest: [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+        .slice(0, 5).map((e) => e.tagName + '#' + e.id + '.' + e.className),
       clientWidth: document.documentElement.clientWidth,
     };
   });
@@ -120,7 +122,9 @@ async function main() {
       reply({ ok: false, error: String(e && e.message || e), state: state, console: console_messages.splice(0) });
     }
   }
+  rl.close();
   await browser.close();
+  process.exit(0);
 }
 
 main().catch((e) => { reply({ ok: false, error: String(e && e.stack || e) }); process.exit(1); });
