@@ -13,8 +13,8 @@
 -- table that holds user data needs its pg_extension_config_dump() here too.
 -- pinpipe--0.1.sql is never edited.
 --
--- test/t/upgrade tests it: an update from 0.1 must give the same catalog as a
--- fresh install of 0.2 (test/sql/catalog_snapshot.sql prints both).
+-- test/t/upgrade.pl tests it: an update from 0.1 must give the same catalog as
+-- a fresh install of 0.2 (test/sql/catalog_snapshot.sql prints both).
 --
 -- 0.2 has the same objects as 0.1 so far (its install script is 0.1's,
 -- split into pieces), so there is nothing to change yet.
