@@ -22,6 +22,9 @@
 -- comments on the members and their columns and constraints.
 -- Data (rows, sequence values) is not part of it.
 
+-- names print the same whoever connects ("$user" may name a schema)
+SET search_path = pg_catalog, pg_temp;
+
 WITH ext AS (
     SELECT e.oid, e.extname, e.extversion, e.extrelocatable, e.extnamespace, e.extconfig, e.extcondition
       FROM pg_catalog.pg_extension e
