@@ -2,8 +2,10 @@
 -- pinpipe_reader: everything a reader or the dashboard needs, in one role
 -- (GRANT pinpipe_reader TO alice): the clean tables, the analytics caches,
 -- the status views, the dead letters, offset gaps and ingest history, and
--- the analytics functions. The analytics functions check the caches'
--- privileges first, so that a role without them is told which role to grant.
+-- the analytics functions. The nine analytics functions of analytics.sql
+-- are redefined here with a first statement that checks the caches'
+-- privileges, so that a role without them is told which role to grant
+-- (a permission error of the executor has no hint).
 --
 
 DO $$

@@ -1,0 +1,214 @@
+/* pinpipe--0.1--0.2.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION pinpipe UPDATE TO '0.2'" to load this file. \quit
+
+--
+-- Every schema change of 0.2 goes to two places: into its piece in src/sql
+-- (the fresh install, pinpipe--0.2.sql, is built from the pieces) and here,
+-- as the statements that bring a 0.1 schema to the same state: CREATE for a
+-- new object, CREATE OR REPLACE FUNCTION for a changed body (ALTER FUNCTION
+-- for its attributes), ALTER TABLE for columns, defaults and constraints,
+-- and the same GRANT, REVOKE and COMMENT statements as the piece. A new
+-- table that holds user data needs its pg_extension_config_dump() here too.
+-- pinpipe--0.1.sql is never edited.
+--
+-- test/t/upgrade.pl tests it: an update from 0.1 must give the same catalog as
+-- a fresh install of 0.2 (test/sql/catalog_snapshot.sql prints both).
+--
+
+-- src/sql/history.sql: the ingest history, and the index the dashboard reads
+-- the latest dead letters by
+
+--
+-- Ingest history: one row per worker, topic and minute that saw work,
+-- written by the worker once a minute from its counters (src/history.c),
+-- kept for pinpipe.history_retention. The dashboard's charts read it, so
+-- they survive a restart of the dashboard or of the server.
+--
+
+CREATE TABLE pinpipe.ingest_history (
+    worker int NOT NULL,
+    topic text NOT NULL,
+    minute timestamptz NOT NULL,
+    messages bigint NOT NULL,
+    dead_letters bigint NOT NULL,
+    batches bigint NOT NULL,
+    max_lag bigint,
+    PRIMARY KEY (worker, topic, minute)
+);
+CREATE INDEX ingest_history_minute_idx ON pinpipe.ingest_history (minute);
+COMMENT ON TABLE pinpipe.ingest_history IS
+'per worker, topic and minute that saw work: messages consumed (rows and dead letters), dead letters, batches and the largest consumer lag seen after a batch; written by the worker once a minute, rows older than pinpipe.history_retention deleted by it';
+
+-- The dashboard lists the latest dead letters.
+CREATE INDEX dead_letters_received_at_idx ON pinpipe.dead_letters (received_at);
+
+-- src/sql/reader.sql: the reader role, its grants, and the analytics
+-- functions that name it in their permission errors
+
+--
+-- pinpipe_reader: everything a reader or the dashboard needs, in one role
+-- (GRANT pinpipe_reader TO alice): the clean tables, the analytics caches,
+-- the status views, the dead letters, offset gaps and ingest history, and
+-- the analytics functions. The nine analytics functions of analytics.sql
+-- are redefined here with a first statement that checks the caches'
+-- privileges, so that a role without them is told which role to grant
+-- (a permission error of the executor has no hint).
+--
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'pinpipe_reader') THEN
+        CREATE ROLE pinpipe_reader NOLOGIN;
+    END IF;
+END
+$$;
+
+GRANT SELECT ON pinpipe.pin_clean, pinpipe.geo_clean, pinpipe.user_clean,
+    pinpipe.analytics_country_category, pinpipe.analytics_year_category, pinpipe.analytics_country_top,
+    pinpipe.analytics_country_poster, pinpipe.analytics_age_category, pinpipe.analytics_followers,
+    pinpipe.analytics_join_year, pinpipe.analytics_refreshes,
+    pinpipe.status, pinpipe.partition_lag, pinpipe.dead_letters, pinpipe.offset_gaps,
+    pinpipe.ingest_history TO pinpipe_reader;
+GRANT SELECT ON pinpipe.ingest_history TO pinpipe_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION pinpipe.worker_status(), pinpipe.partition_status() TO pinpipe_reader;
+
+-- Refuse, with the role to grant, a caller who may not read the caches.
+CREATE FUNCTION pinpipe.require_reader(function_name text, VARIADIC tables text[]) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        IF NOT has_table_privilege(t, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied for function %', function_name
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('The function reads %s, which only members of pinpipe_reader may read.', t),
+                      HINT = format('Grant the reader role: GRANT pinpipe_reader TO %I;', current_user);
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.require_reader(text, text[]) IS
+'internal: raise insufficient_privilege, naming pinpipe_reader, unless the caller may read every table given';
+
+CREATE OR REPLACE FUNCTION pinpipe.popular_category_by_country()
+RETURNS TABLE (country text, category text, category_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_country', 'pinpipe.analytics_country_category');
+    SELECT c.country, c.category, c.n
+      FROM (SELECT a.country, a.category, a.n, rank() OVER (PARTITION BY a.country ORDER BY a.n DESC) AS r
+              FROM pinpipe.analytics_country_category a
+             WHERE a.n > 0) c
+     WHERE c.r = 1
+     ORDER BY c.country COLLATE "default", c.category COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.category_count_by_year(from_year int DEFAULT 2018, to_year int DEFAULT 2022)
+RETURNS TABLE (post_year int, category text, category_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.category_count_by_year', 'pinpipe.analytics_year_category');
+    SELECT a.post_year, a.category, a.n
+      FROM pinpipe.analytics_year_category a
+     WHERE a.n > 0
+       AND (category_count_by_year.from_year IS NULL OR a.post_year >= category_count_by_year.from_year)
+       AND (category_count_by_year.to_year IS NULL OR a.post_year <= category_count_by_year.to_year)
+     ORDER BY a.post_year, a.category COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.most_followed_by_country()
+RETURNS TABLE (country text, poster_name text, follower_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster',
+                                  'pinpipe.analytics_country_top');
+    -- the cache holds the pins at each country's top follower count
+    SELECT a.country, a.poster_name, a.follower_count
+      FROM pinpipe.analytics_country_poster a
+      JOIN pinpipe.analytics_country_top t ON t.country = a.country AND t.top = a.follower_count
+     WHERE a.n > 0
+     ORDER BY a.country COLLATE "default", a.poster_name COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.most_followed_country()
+RETURNS TABLE (country text, follower_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.most_followed_country', 'pinpipe.analytics_country_top');
+    SELECT t.country, t.top
+      FROM pinpipe.analytics_country_top t
+     WHERE t.top = (SELECT max(t2.top) FROM pinpipe.analytics_country_top t2)
+     ORDER BY t.country COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.popular_category_by_age_group()
+RETURNS TABLE (age_group text, category text, category_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_age_group', 'pinpipe.analytics_age_category');
+    SELECT c.age_group, c.category, c.n
+      FROM (SELECT a.age_group, a.category, a.n, rank() OVER (PARTITION BY a.age_group ORDER BY a.n DESC) AS r
+              FROM pinpipe.analytics_age_category a
+             WHERE a.n > 0) c
+     WHERE c.r = 1
+     ORDER BY pinpipe.age_group_order(c.age_group), c.age_group COLLATE "default", c.category COLLATE "default";
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.median_followers_by_age_group(method text DEFAULT 'exact')
+RETURNS TABLE (age_group text, median_follower_count float8)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group', 'pinpipe.analytics_followers');
+    SELECT m.age_group, m.median_follower_count
+      FROM pinpipe.analytics_median(true, false, NULL, NULL, median_followers_by_age_group.method) m;
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.users_joined_by_year(from_year int DEFAULT 2015, to_year int DEFAULT 2020)
+RETURNS TABLE (post_year int, number_users_joined bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.users_joined_by_year', 'pinpipe.analytics_join_year');
+    SELECT a.join_year, a.n
+      FROM pinpipe.analytics_join_year a
+     WHERE a.n > 0
+       AND (users_joined_by_year.from_year IS NULL OR a.join_year >= users_joined_by_year.from_year)
+       AND (users_joined_by_year.to_year IS NULL OR a.join_year <= users_joined_by_year.to_year)
+     ORDER BY a.join_year;
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.median_followers_by_join_year(from_year int DEFAULT 2015, to_year int DEFAULT 2020,
+                                                                 method text DEFAULT 'exact')
+RETURNS TABLE (post_year int, median_follower_count float8)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_join_year', 'pinpipe.analytics_followers');
+    SELECT m.join_year, m.median_follower_count
+      FROM pinpipe.analytics_median(false, true, median_followers_by_join_year.from_year,
+                                    median_followers_by_join_year.to_year, median_followers_by_join_year.method) m;
+END;
+
+CREATE OR REPLACE FUNCTION pinpipe.median_followers_by_age_group_and_join_year(from_year int DEFAULT 2015,
+                                                                               to_year int DEFAULT 2020,
+                                                                               method text DEFAULT 'exact')
+RETURNS TABLE (age_group text, post_year int, median_follower_count float8)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group_and_join_year',
+                                  'pinpipe.analytics_followers');
+    SELECT m.age_group, m.join_year, m.median_follower_count
+      FROM pinpipe.analytics_median(true, true, median_followers_by_age_group_and_join_year.from_year,
+                                    median_followers_by_age_group_and_join_year.to_year,
+                                    median_followers_by_age_group_and_join_year.method) m;
+END;
+
+GRANT EXECUTE ON FUNCTION pinpipe.popular_category_by_country(), pinpipe.category_count_by_year(int, int),
+    pinpipe.most_followed_by_country(), pinpipe.most_followed_country(), pinpipe.popular_category_by_age_group(),
+    pinpipe.median_followers_by_age_group(text), pinpipe.users_joined_by_year(int, int),
+    pinpipe.median_followers_by_join_year(int, int, text),
+    pinpipe.median_followers_by_age_group_and_join_year(int, int, text),
+    pinpipe.analytics_median(bool, bool, int, int, text) TO pinpipe_reader;
