@@ -62,6 +62,10 @@ CREATE ROLE mallory LOGIN;
 
 # ---- tools ----
 
+# every process the test starts is stopped, whatever happens
+my @procs;
+END { eval { $_->kill_kill } for grep { defined } @procs; }
+
 sub conninfo
 {
 	my ($user) = @_;
@@ -75,6 +79,7 @@ sub start_dashboard
 	my ($in, $out, $err) = ('', '', '');
 	my $t = IPC::Run::timeout(30);
 	my $h = IPC::Run::start([ pp_tool('pinpipe-dashboard'), @args ], \$in, \$out, \$err, $t);
+	push @procs, $h;
 	$h->pump until $out =~ /\n/;
 	$t->reset;
 	like($out, qr{^dashboard at http://127\.0\.0\.1:\d+/\n\z}, 'prints exactly one ready line') or diag($err);
@@ -131,6 +136,7 @@ my $btimer = IPC::Run::timeout(120);
 my $browser = IPC::Run::start([ 'node', pp_top() . '/test/tools/dashboard-browser.js' ],
 	init => sub { $ENV{HOME} = $tmp; $ENV{NODE_PATH} = "$ppt/node_modules"; },
 	\$bin, \$bout, \$berr, $btimer);
+push @procs, $browser;
 
 # Send one command to the browser; its JSON answer.
 sub browser
