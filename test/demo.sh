@@ -4,11 +4,12 @@
 # Installs what it needs, builds pinpipe, starts the embedded Kafka broker and a
 # throwaway PostgreSQL cluster with the worker preloaded, posts records with the
 # emulator at a visible rate while showing the ingestion (messages, lag, dead
-# letters), then prints the cleaned tables and the analytics answers.
+# letters) and starts the dashboard (pinpipe-dashboard; its URL is printed),
+# then prints the cleaned tables and the analytics answers.
 #
 #   bash test/demo.sh            about 3,000 records at 300 a second
 #   bash test/demo.sh --short    300 records (used by CI)
-#   bash test/demo.sh --keep     leave the broker and the cluster running
+#   bash test/demo.sh --keep     leave the broker, the cluster and the dashboard running
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PP_TOP"
@@ -37,12 +38,15 @@ echo "bootstrap address: $PP_BROKER"
 
 say "starting a throwaway PostgreSQL cluster with the worker preloaded"
 PP_WORK=$(mktemp -d /tmp/pinpipe-demo.XXXXXX)
+DASH_PID=
 cleanup() {
 	if [ "$KEEP" = true ]; then
 		echo
 		echo "Left running. Connect with: psql -h $PGHOST -p $PGPORT -U postgres"
-		echo "Stop with: kill $PP_BROKER_PID; runuser -u $PP_SERVER_USER -- $PP_BIN/pg_ctl -D $PP_PGDATA stop"
+		[ -n "$DASH_PID" ] && echo "The dashboard: ${DASH_URL:-}"
+		echo "Stop with: kill $PP_BROKER_PID ${DASH_PID}; runuser -u $PP_SERVER_USER -- $PP_BIN/pg_ctl -D $PP_PGDATA stop"
 	else
+		[ -n "$DASH_PID" ] && kill "$DASH_PID" 2>/dev/null
 		pp_brokers_stop
 		pp_cluster_stop
 		rm -rf "$PP_WORK"
@@ -54,6 +58,23 @@ pinpipe.brokers = '$PP_BROKER'
 pinpipe.topic_prefix = 'pinterest'
 CONF
 pp_psql -c "CREATE EXTENSION pinpipe"
+
+say "starting the dashboard (pinpipe-dashboard, as a role with only pinpipe_reader)"
+pp_psql -c "CREATE ROLE dashboard LOGIN" -c "GRANT pinpipe_reader TO dashboard"
+# on port 8050 (PP_DASHBOARD_PORT), or any free port when that one is taken
+for port in "${PP_DASHBOARD_PORT:-8050}" 0; do
+	"$PP_TOP/src/bin/pinpipe-dashboard" --db "host=$PGHOST port=$PGPORT dbname=postgres user=dashboard" \
+		--listen "127.0.0.1:$port" --quiet >"$PP_WORK/dashboard.out" 2>"$PP_WORK/dashboard.log" &
+	DASH_PID=$!
+	for _ in $(seq 50); do [ -s "$PP_WORK/dashboard.out" ] || ! kill -0 $DASH_PID 2>/dev/null && break; sleep 0.1; done
+	DASH_URL=$(sed -n 's/^dashboard at //p' "$PP_WORK/dashboard.out")
+	[ -n "$DASH_URL" ] && break
+done
+if [ -n "$DASH_URL" ]; then
+	echo "open $DASH_URL (it updates itself while the records arrive)"
+else
+	echo "the dashboard did not start:"; cat "$PP_WORK/dashboard.log"; DASH_PID=
+fi
 echo "cluster on port $PGPORT, data in $PP_PGDATA"
 
 say "posting $COUNT records (pin, geo and user: $((COUNT * 3)) messages) at $RATE records/s"

@@ -14,5 +14,6 @@ check "emulator summary" 'pinpipe-emulate: 300 records; delivered pinterest.pin 
 check "cleaned counts printed" '^pin_clean \| [0-9]+$'
 check "raw counts printed" '^pin_raw \| 300$'
 check "no dead letters" '^dead_letters \| 0$'
+check "the dashboard's URL printed" '^open http://127\.0\.0\.1:[0-9]+/ '
 [ $failed = 0 ] || tail -40 <<<"$out"
 exit $failed
