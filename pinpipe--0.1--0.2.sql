@@ -212,3 +212,85 @@ GRANT EXECUTE ON FUNCTION pinpipe.popular_category_by_country(), pinpipe.categor
     pinpipe.median_followers_by_join_year(int, int, text),
     pinpipe.median_followers_by_age_group_and_join_year(int, int, text),
     pinpipe.analytics_median(bool, bool, int, int, text) TO pinpipe_reader;
+
+--
+-- reclean() is an admin function, like pause() and resume(): superusers and
+-- members of pinpipe_admin may call it (it runs the rebuild as the
+-- extension's owner, reclean_tables()); anyone else is told which role to
+-- grant.
+--
+
+-- Refuse, with the role to grant, a caller who is not an admin.
+CREATE FUNCTION pinpipe.require_admin(function_name text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (pg_has_role(current_user, 'pinpipe_admin', 'USAGE')
+            OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'permission denied for function %', function_name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only superusers and members of pinpipe_admin may call it.',
+                  HINT = format('Grant the admin role: GRANT pinpipe_admin TO %I;', current_user);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.require_admin(text) IS
+'internal: raise insufficient_privilege, naming pinpipe_admin, unless the current user is a superuser or a member of pinpipe_admin';
+
+CREATE FUNCTION pinpipe.reclean_tables(OUT pin_rows bigint, OUT geo_rows bigint, OUT user_rows bigint)
+RETURNS record
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Lock out the worker's upserts while the tables are rebuilt.
+    LOCK TABLE pinpipe.pin_clean, pinpipe.geo_clean, pinpipe.user_clean IN EXCLUSIVE MODE;
+
+    DELETE FROM pinpipe.pin_clean;
+    INSERT INTO pinpipe.pin_clean
+    SELECT c.*
+      FROM (SELECT DISTINCT ON ("index") r
+              FROM pinpipe.pin_raw r
+             ORDER BY "index", kafka_timestamp DESC NULLS LAST, kafka_partition DESC, kafka_offset DESC) latest,
+           LATERAL pinpipe.clean_pin_raw(latest.r) c;
+    GET DIAGNOSTICS pin_rows = ROW_COUNT;
+
+    DELETE FROM pinpipe.geo_clean;
+    INSERT INTO pinpipe.geo_clean
+    SELECT c.*
+      FROM (SELECT DISTINCT ON (ind) r
+              FROM pinpipe.geo_raw r
+             ORDER BY ind, kafka_timestamp DESC NULLS LAST, kafka_partition DESC, kafka_offset DESC) latest,
+           LATERAL pinpipe.clean_geo_raw(latest.r) c;
+    GET DIAGNOSTICS geo_rows = ROW_COUNT;
+
+    DELETE FROM pinpipe.user_clean;
+    INSERT INTO pinpipe.user_clean
+    SELECT c.*
+      FROM (SELECT DISTINCT ON (ind) r
+              FROM pinpipe.user_raw r
+             ORDER BY ind, kafka_timestamp DESC NULLS LAST, kafka_partition DESC, kafka_offset DESC) latest,
+           LATERAL pinpipe.clean_user_raw(latest.r) c;
+    GET DIAGNOSTICS user_rows = ROW_COUNT;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.reclean_tables() IS
+'internal: the rebuild of pinpipe.reclean(), as the extension''s owner';
+REVOKE ALL ON FUNCTION pinpipe.reclean_tables() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pinpipe.reclean_tables() TO pinpipe_admin;
+
+CREATE OR REPLACE FUNCTION pinpipe.reclean(OUT pin_rows bigint, OUT geo_rows bigint, OUT user_rows bigint)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pinpipe.require_admin('pinpipe.reclean');
+    SELECT t.pin_rows, t.geo_rows, t.user_rows INTO pin_rows, geo_rows, user_rows FROM pinpipe.reclean_tables() t;
+END;
+$$;
+GRANT EXECUTE ON FUNCTION pinpipe.reclean() TO PUBLIC;
+-- pause() and resume() check the role themselves (status.c) and name
+-- pinpipe_admin: anyone may call them to be told so
+GRANT EXECUTE ON FUNCTION pinpipe.pause(), pinpipe.resume() TO PUBLIC;

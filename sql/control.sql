@@ -48,13 +48,38 @@ SET ROLE pinpipe_sneaky;
 SELECT pinpipe.pause();
 RESET ROLE;
 
--- pinpipe_admin may pause and resume, and read status
+-- permission errors of reclean() and the analytics functions name the role to grant
+SET ROLE pinpipe_plain;
+SELECT * FROM pinpipe.reclean();
+SELECT * FROM pinpipe.popular_category_by_country();
+SELECT * FROM pinpipe.median_followers_by_age_group();
+RESET ROLE;
+
+-- pinpipe_reader may read what a reader or the dashboard needs, and nothing else
+GRANT pinpipe_reader TO pinpipe_plain;
+SET ROLE pinpipe_plain;
+SELECT count(*) >= 0 AS read FROM pinpipe.popular_category_by_country();
+SELECT count(*) >= 0 AS read FROM pinpipe.median_followers_by_age_group_and_join_year(method => 'lower');
+SELECT count(*) >= 0 AS read FROM pinpipe.status;
+SELECT count(*) >= 0 AS read FROM pinpipe.partition_lag;
+SELECT count(*) >= 0 AS read FROM pinpipe.ingest_history;
+SELECT count(*) >= 0 AS read FROM pinpipe.dead_letters;
+SELECT count(*) >= 0 AS read FROM pinpipe.offset_gaps;
+SELECT count(*) >= 0 AS read FROM pinpipe.pin_clean;
+SELECT count(*) >= 0 AS read FROM pinpipe.offsets;
+SELECT pinpipe.pause();
+SELECT * FROM pinpipe.reclean();
+RESET ROLE;
+REVOKE pinpipe_reader FROM pinpipe_plain;
+
+-- pinpipe_admin may pause, resume and reclean, and read status
 GRANT pinpipe_admin TO pinpipe_plain;
 SET ROLE pinpipe_plain;
 SELECT pinpipe.pause();
 SELECT pg_temp.wait_for_state(true) AS paused;
 SELECT pinpipe.resume();
 SELECT pg_temp.wait_for_state(false) AS resumed;
+SELECT pin_rows >= 0 AS recleaned FROM pinpipe.reclean();
 RESET ROLE;
 
 -- superusers see kafka_config

@@ -140,7 +140,9 @@ require_admin(const char *action)
 	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					errmsg("permission denied to %s the pinpipe workers", action),
 					errdetail("Only superusers and members of pinpipe_admin may %s the workers.",
-							  action)));
+							  action),
+					errhint("Grant the admin role: GRANT pinpipe_admin TO %s;",
+							quote_identifier(GetUserNameFromId(GetUserId(), false)))));
 }
 
 static void
