@@ -137,12 +137,12 @@ require_admin(const char *action)
 
 	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
 		return;
-	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					errmsg("permission denied to %s the pinpipe workers", action),
-					errdetail("Only superusers and members of pinpipe_admin may %s the workers.",
-							  action),
-					errhint("Grant the admin role: GRANT pinpipe_admin TO %s;",
-							quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s the pinpipe workers", action),
+			 errdetail("Only superusers and members of pinpipe_admin may %s the workers.", action),
+			 errhint("Grant the admin role: GRANT pinpipe_admin TO %s;",
+					 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
 }
 
 static void
