@@ -63,6 +63,12 @@
     return String(v);
   }
 
+  // chart labels: long names (some countries, posters) cut to fit a phone
+  function shortLabel(s) {
+    s = String(s);
+    return s.length > 28 ? s.slice(0, 27) + '…' : s;
+  }
+
   function fmtTime(iso) {
     if (!iso) return '';
     const d = new Date(iso);
@@ -335,10 +341,10 @@
     if (a.kind === 'top') {
       const n = Number($('top-' + a.fn).value);
       const top = [...rows].sort((x, y) => y[a.value] - x[a.value]).slice(0, n);
-      setChart(id, 'bar', top.map(a.label), [{ label: a.value, data: top.map((r) => r[a.value]), backgroundColor: PALETTE[1] }],
+      setChart(id, 'bar', top.map((r) => shortLabel(a.label(r))), [{ label: a.value, data: top.map((r) => r[a.value]), backgroundColor: PALETTE[1] }],
         { indexAxis: 'y', scales: { x: { beginAtZero: true } } });
     } else if (a.kind === 'bar' || a.kind === 'line') {
-      setChart(id, a.kind, d.rows.map(a.label), [{
+      setChart(id, a.kind, d.rows.map((r) => shortLabel(a.label(r))), [{
         label: a.value, data: d.rows.map((r) => r[a.value]), backgroundColor: PALETTE[0] + 'cc', borderColor: PALETTE[0],
         fill: false, tension: 0.2,
       }], { scales: { y: { beginAtZero: true } } });
