@@ -47,7 +47,11 @@ typedef struct Bucket
 
 int pinpipe_history_retention = 7 * 24 * 60;
 
+/* old rows are deleted with every write, and at least hourly when idle */
+#define CLEANUP_INTERVAL_MS (3600 * 1000)
+
 static Bucket open_bucket[PP_NKINDS];
+static TimestampTz last_cleanup = 0;
 static Bucket pending[MAX_PENDING];
 static int npending = 0;
 
@@ -181,7 +185,8 @@ write_pending(int worker)
 void
 pp_history_flush(int worker)
 {
-	TimestampTz minute = minute_of(GetCurrentTimestamp());
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz minute = minute_of(now);
 	MemoryContext cxt = CurrentMemoryContext;
 
 	for (int k = 0; k < PP_NKINDS; k++)
@@ -189,8 +194,10 @@ pp_history_flush(int worker)
 		if (open_bucket[k].minute != 0 && open_bucket[k].minute < minute)
 			close_bucket(&open_bucket[k]);
 	}
-	if (npending == 0)
+	if (npending == 0 && (pinpipe_history_retention == 0 ||
+						  !TimestampDifferenceExceeds(last_cleanup, now, CLEANUP_INTERVAL_MS)))
 		return;
+	last_cleanup = now;
 
 	PG_TRY();
 	{
