@@ -3,7 +3,7 @@
  *		The worker's per-minute ingest history: counters kept in memory per
  *		topic and minute, written to pinpipe.ingest_history once a minute (not
  *		per batch), in a transaction of the worker's own, and rows older than
- *		pinpipe.history_retention deleted then.
+ *		pinpipe.history_retention deleted then (and at least hourly when idle).
  *
  * The worker calls pp_history_count() after each committed batch and
  * pp_history_flush() on every turn of its loop; a flush writes only the
