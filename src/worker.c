@@ -186,7 +186,7 @@ destroy_consumer(void)
 
 		release_batch();
 		pp_set_state(worker_id, "disconnecting");
-		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		pp_kafka_destroy(rk);
 		ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 		if (ms > 1000)
 			ereport(LOG, (errmsg("pinpipe worker %d: closing the Kafka consumer took %ld ms",
@@ -292,12 +292,19 @@ extension_ready(void)
 	return ready;
 }
 
+/* Show a Kafka error of the consumer in pinpipe.status (kafka.c logs it). */
+static void
+report_kafka_error(int worker, const char *reason)
+{
+	pp_set_error(worker, "Kafka: %s", reason);
+}
+
 static void
 create_consumer(void)
 {
 	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 
-	rk = pp_kafka_consumer(pinpipe_brokers, pinpipe_kafka_config, worker_id);
+	rk = pp_kafka_consumer(pinpipe_brokers, pinpipe_kafka_config, worker_id, report_kafka_error);
 	consumer_brokers = pstrdup(pinpipe_brokers);
 	consumer_prefix = pstrdup(pinpipe_topic_prefix);
 	consumer_config = pstrdup(pinpipe_kafka_config);
