@@ -27,12 +27,9 @@ PG_FUNCTION_INFO_V1(pinpipe_resume);
 
 PPShared *pp_shared = NULL;
 
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-#if PG_VERSION_NUM >= 150000
 static void
 pp_shmem_request(void)
 {
@@ -40,7 +37,6 @@ pp_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(PPShared)));
 }
-#endif
 
 static void
 pp_shmem_startup(void)
@@ -54,12 +50,8 @@ pp_shmem_startup(void)
 void
 pp_status_init(void)
 {
-#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pp_shmem_request;
-#else
-	RequestAddinShmemSpace(MAXALIGN(sizeof(PPShared)));
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pp_shmem_startup;
 }
