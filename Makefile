@@ -2,7 +2,7 @@
 EXTENSION = pinpipe
 MODULE_big = pinpipe
 OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/clean.o \
-	src/status.o src/kafka_conf.o src/kafka.o src/sink.o src/worker.o
+	src/status.o src/kafka_conf.o src/kafka.o src/heap_write.o src/sink.o src/worker.o
 DATA = $(wildcard pinpipe--*.sql)
 PGFILEDESC = "pinpipe - Kafka topics to cleaned tables"
 
