@@ -111,6 +111,51 @@ pp_set_error(int worker, const char *fmt, ...)
 	SpinLockRelease(&w->mutex);
 }
 
+/* Forget the last error (it belonged to objects that are gone). */
+void
+pp_clear_error(int worker)
+{
+	PPWorkerStatus *w = &pp_shared->workers[worker];
+
+	SpinLockAcquire(&w->mutex);
+	w->last_error[0] = '\0';
+	w->last_error_at = 0;
+	SpinLockRelease(&w->mutex);
+}
+
+/* Count a committed batch: its rows and dead letters per kind. */
+void
+pp_report_batch(int worker, const int64 *rows, const int64 *dead_letters)
+{
+	PPWorkerStatus *w = &pp_shared->workers[worker];
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&w->mutex);
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		PPTopicStatus *t = &w->topics[k];
+
+		if (rows[k] + dead_letters[k] == 0)
+			continue;
+		t->messages += rows[k] + dead_letters[k];
+		t->dead_letters += dead_letters[k];
+		t->batches++;
+		t->last_batch_at = now;
+	}
+	SpinLockRelease(&w->mutex);
+}
+
+/* Count messages of a kind deleted by retention before the worker read them. */
+void
+pp_report_lost_messages(int worker, PPKind kind, int64 lost)
+{
+	PPWorkerStatus *w = &pp_shared->workers[worker];
+
+	SpinLockAcquire(&w->mutex);
+	w->topics[kind].lost_messages += lost;
+	SpinLockRelease(&w->mutex);
+}
+
 static void
 require_shared(void)
 {
