@@ -4,18 +4,30 @@
  *		<prefix>.user and writes each batch, with its offsets, in one
  *		transaction (sink.c).
  *
+ * Each batch goes down one path: Kafka messages -> decode (decode.c) ->
+ * rows, cleaned and converted (convert.c, record.c) -> sink (sink.c, and
+ * heap_write.c for the COPY-like path) -> status (status.c).
+ *
  * Offsets live in pinpipe.offsets, not in the broker: on every start, and
  * after any failed batch, the worker assigns its partitions from the stored
  * offsets (an assign-based consumer, no group rebalancing). Offsets are also
  * committed to the broker after each batch, for Kafka tools to show, but
- * never read back. Worker i of pinpipe.workers takes the partitions p with
- * p % pinpipe.workers = i.
+ * never read back. The partitions of each topic listed in pinpipe.partitions
+ * (all of them by default) are dealt out in turn: the k-th of them goes to
+ * worker k % pinpipe.workers.
+ *
+ * The worker checks for the extension before each turn and locks it for
+ * each transaction (begin_extension_xact): a DROP EXTENSION waits for the
+ * batch in progress, and the worker then waits for CREATE EXTENSION and
+ * starts afresh from the new tables' offsets.
  */
 #include "postgres.h"
 
 #include <malloc.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -25,9 +37,11 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -85,9 +99,21 @@ static TopicState topics[PP_NKINDS];
 static bool need_assign = true;
 static bool partitions_paused = false;
 static TimestampTz last_metadata = 0;
+/*
+ * The pinpipe extension the worker's state (offsets, prepared statements)
+ * came from; InvalidOid while it does not exist. extension_seen: checked
+ * once at least.
+ */
+static Oid extension_oid = InvalidOid;
+static bool extension_seen = false;
 static MemoryContext worker_cxt;
 static MemoryContext batch_cxt;
-static MemoryContext json_cxt; /* jansson's allocations, freed per batch */
+/*
+ * The decoder's allocations (jansson's nodes, the fast path's copies of the
+ * strings; not a record's extra, which is malloc'd), reset with each batch:
+ * see json_alloc.
+ */
+static MemoryContext json_cxt;
 
 /* The batch being written, so that an error can release it. */
 static rd_kafka_message_t **batch_msgs;
@@ -130,6 +156,48 @@ finish_xact(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(batch_cxt);
+}
+
+/*
+ * Start a transaction in which the worker's extension stays as it is, for
+ * the tables it reads and writes: false, with no transaction open, if it was
+ * dropped (or dropped and created again) since consume_once checked.
+ *
+ * The extension is locked as DROP EXTENSION locks it first, so a DROP waits
+ * for the batch in progress and the batch never meets half-dropped tables.
+ * Then pinpipe.offsets, the worker's first lock on a table in every
+ * transaction: an update script that starts with LOCK TABLE pinpipe.offsets
+ * (SHARE ROW EXCLUSIVE) waits for the batch in progress, and the next batch
+ * waits for the update before it touches any other table (no deadlock).
+ */
+static bool
+begin_extension_xact(void)
+{
+	Oid oid;
+	Oid offsets;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	oid = get_extension_oid("pinpipe", true);
+	if (OidIsValid(oid))
+	{
+		/* waits for a DROP in progress, and takes in its invalidations */
+		LockDatabaseObject(ExtensionRelationId, oid, 0, AccessShareLock);
+		oid = get_extension_oid("pinpipe", true);
+	}
+	if (!OidIsValid(oid) || oid != extension_oid)
+	{
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(batch_cxt);
+		need_assign = true; /* resume from the offsets the extension has */
+		return false;
+	}
+	offsets = get_relname_relid("offsets", get_namespace_oid("pinpipe", false));
+	if (OidIsValid(offsets))
+		LockRelationOid(offsets, RowExclusiveLock);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(batch_cxt);
+	return true;
 }
 
 static void
@@ -292,16 +360,36 @@ handle_reload(void)
 	}
 }
 
-/* Is the extension installed in our database? (Checked in a transaction.) */
+/*
+ * Is the extension installed in our database? (Checked in a transaction.)
+ * When it is not the one the worker's state came from (dropped, or dropped
+ * and created again), forget that state: the consumer and its positions, the
+ * prepared statements, and the last error, which belonged to objects that
+ * are gone. The worker then starts afresh from the new extension's offsets.
+ */
 static bool
 extension_ready(void)
 {
-	bool ready;
+	Oid oid;
 
 	begin_xact();
-	ready = OidIsValid(get_extension_oid("pinpipe", true));
+	oid = get_extension_oid("pinpipe", true);
 	finish_xact();
-	return ready;
+	if (extension_seen && oid != extension_oid)
+	{
+		if (OidIsValid(extension_oid))
+			ereport(LOG, (errmsg("pinpipe worker %d: extension pinpipe was dropped%s", worker_id,
+								 OidIsValid(oid) ? " and created again, starting afresh from its "
+												   "stored offsets"
+												 : "")));
+		if (rk != NULL)
+			destroy_consumer();
+		pp_sink_reset_plans();
+		pp_clear_error(worker_id);
+	}
+	extension_oid = oid;
+	extension_seen = true;
+	return OidIsValid(oid);
 }
 
 /* Show a Kafka error of the consumer in pinpipe.status (kafka.c logs it). */
@@ -442,15 +530,17 @@ load_offsets(TopicState *t)
 /*
  * Assign this worker's partitions from the stored offsets. A partition with
  * none starts at pinpipe.start_offset; its offset is stored with its first
- * batch.
+ * batch. False if the extension changed under the worker (nothing assigned).
  */
-static void
+static bool
 assign_partitions(void)
 {
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
 
-	begin_xact();
+	if (!begin_extension_xact())
+		return false;
+	list = rd_kafka_topic_partition_list_new(16);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (int k = 0; k < PP_NKINDS; k++)
@@ -521,6 +611,7 @@ assign_partitions(void)
 	need_assign = false;
 	partitions_paused = false;
 	publish_partitions();
+	return true;
 }
 
 static PartState *
@@ -669,7 +760,8 @@ handle_offset_resets(void)
 
 		if (ps == NULL || !find_offset_gap(&topics[resets[i].kind], ps, &gap, &hi))
 			continue; /* not ours, or in range again: just reassign */
-		begin_xact();
+		if (!begin_extension_xact())
+			break; /* the extension changed: its own offsets decide */
 		pp_store_offset_gap(&gap);
 		finish_xact();
 		report_offset_gap(resets[i].kind, &gap, hi);
@@ -806,21 +898,26 @@ decode_messages(PPMessage *msgs, int nmsgs, size_t max_message_bytes)
 	}
 }
 
-/* Write the decoded batch and its offsets in one transaction (sink.c). */
-static void
+/*
+ * Write the decoded batch and its offsets in one transaction (sink.c). False,
+ * with nothing written, if the extension changed under the worker.
+ */
+static bool
 store_batch(const PPOffset *offsets, int noffsets, PPSinkResult *result)
 {
 	const char *names[PP_NKINDS];
 
 	for (int k = 0; k < PP_NKINDS; k++)
 		names[k] = topics[k].name;
+	if (!begin_extension_xact())
+		return false;
 	pgstat_report_activity(STATE_RUNNING, "pinpipe: writing a batch");
-	begin_xact();
 	pp_sink_write(batch_pp, batch_pp_n, names, offsets, noffsets,
 				  (PPWriteMethod) pinpipe_write_method, result);
 	finish_xact();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
+	return true;
 }
 
 /* After the commit: advance the partitions, and tell the broker (informational). */
@@ -852,7 +949,8 @@ write_batch(void)
 	if (batch_pp_n == 0)
 		return;
 	decode_messages(batch_pp, batch_pp_n, (size_t) pinpipe_max_message_bytes);
-	store_batch(offsets, noffsets, &result);
+	if (!store_batch(offsets, noffsets, &result))
+		return;
 	advance_offsets(offsets, parts, noffsets);
 	pp_report_batch(worker_id, result.rows, result.dead_letters);
 	publish_partitions();
@@ -923,8 +1021,8 @@ consume_once(void)
 	if (last_metadata == 0 ||
 		TimestampDifferenceExceeds(last_metadata, GetCurrentTimestamp(), METADATA_INTERVAL_MS))
 		refresh_metadata();
-	if (need_assign)
-		assign_partitions();
+	if (need_assign && !assign_partitions())
+		return;
 
 	pause_partitions(false);
 
