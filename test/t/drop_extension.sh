@@ -68,7 +68,8 @@ for expected in "extension pinpipe was dropped and created again" "waiting for C
 	case "$log" in *"$expected"*) echo "  ok: the log says \"$expected\"" ;;
 	*) echo "  FAILED: no \"$expected\" in the log"; PP_FAILED=$((PP_FAILED + 1)) ;; esac
 done
-errors=$(grep -E "pinpipe worker (ERROR|FATAL|PANIC):" <<<"$log")
+# (log_line_prefix's %a is not printed for a background worker: find it by pid)
+errors=$(grep -E "\[${pid:-0}\] (ERROR|FATAL|PANIC):" <<<"$log")
 if [ -z "$errors" ]; then
 	echo "  ok: the worker logged no error"
 else
