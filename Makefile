@@ -2,7 +2,7 @@
 EXTENSION = pinpipe
 MODULE_big = pinpipe
 OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/clean.o \
-	src/status.o src/kafka.o src/sink.o src/worker.o
+	src/status.o src/kafka_conf.o src/kafka.o src/heap_write.o src/sink.o src/worker.o
 # The install script of the current version (default_version in
 # pinpipe.control) is built from the pieces in src/sql, one per concern, in
 # the order of SQL_PIECES (an object after those it names: the whole-record
@@ -90,8 +90,9 @@ $(OBJS): $(wildcard src/*.h)
 src/bin/pinpipe-broker: src/bin/pinpipe-broker.c
 	$(CC) $(TOOL_CFLAGS) -o $@ $< -lrdkafka
 
-src/bin/pinpipe-emulate: src/bin/pinpipe-emulate.c
-	$(CC) $(TOOL_CFLAGS) -o $@ $< -lrdkafka -ljansson -lm
+# src/kafka_conf.c (plain C) is the worker's librdkafka settings parser, linked into the tools.
+src/bin/pinpipe-emulate: src/bin/pinpipe-emulate.c src/kafka_conf.c src/kafka_conf.h
+	$(CC) $(TOOL_CFLAGS) -o $@ $< src/kafka_conf.c -lrdkafka -ljansson -lm
 
 install: install-pinpipe-data
 .PHONY: install-pinpipe-data

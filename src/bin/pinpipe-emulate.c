@@ -31,6 +31,8 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "kafka_conf.h"
+
 #ifndef PP_DATADIR
 #define PP_DATADIR "/usr/share/postgresql/pinpipe"
 #endif
@@ -507,65 +509,18 @@ conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
 	return true;
 }
 
-/*
- * Apply --kafka-config "k=v,k=v" to conf: items are separated by commas, "\,"
- * is a literal comma and "\\" a backslash; spaces around keys and values and
- * empty items are skipped.
- */
+/* Apply --kafka-config "k=v,k=v" to conf (the worker's parser, kafka_conf.h). */
 static bool
 apply_kafka_config(rd_kafka_conf_t *conf, const char *spec)
 {
-	size_t n = strlen(spec);
-	char *item = malloc(n + 1);
-	const char *p = spec;
-	bool ok = true;
+	char err[512];
 
-	if (item == NULL)
+	if (pp_kafka_conf_apply(conf, spec, err, sizeof(err)) != 0)
 	{
-		fprintf(stderr, PROGNAME ": out of memory\n");
+		fprintf(stderr, PROGNAME ": --kafka-config: %s\n", err);
 		return false;
 	}
-	while (ok && *p != '\0')
-	{
-		size_t len = 0;
-		char *eq;
-		char *key;
-		char *value;
-
-		while (*p != '\0' && *p != ',')
-		{
-			if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
-				p++;
-			item[len++] = *p++;
-		}
-		if (*p == ',')
-			p++;
-		item[len] = '\0';
-
-		key = item;
-		while (*key == ' ')
-			key++;
-		if (*key == '\0')
-			continue;
-		eq = strchr(key, '=');
-		if (eq == NULL || eq == key)
-		{
-			fprintf(stderr, PROGNAME ": --kafka-config: expected key=value, got \"%s\"\n", key);
-			ok = false;
-			break;
-		}
-		*eq = '\0';
-		for (char *e = eq - 1; e > key && *e == ' '; e--)
-			*e = '\0';
-		value = eq + 1;
-		while (*value == ' ')
-			value++;
-		for (char *e = value + strlen(value); e > value && e[-1] == ' '; e--)
-			e[-1] = '\0';
-		ok = conf_set(conf, key, value);
-	}
-	free(item);
-	return ok;
+	return true;
 }
 
 /* Build the producer configuration: our defaults, then the user's properties. */
