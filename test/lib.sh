@@ -9,7 +9,8 @@ PP_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PP_PGVERSION=${PP_PGVERSION:-15}
 PP_BIN=${PP_BIN:-/usr/lib/postgresql/$PP_PGVERSION/bin}
 PP_PACKAGES="build-essential postgresql-$PP_PGVERSION postgresql-server-dev-$PP_PGVERSION
-    librdkafka-dev libjansson-dev kcat postgresql-$PP_PGVERSION-cron clang-format"
+    librdkafka-dev libjansson-dev kcat postgresql-$PP_PGVERSION-cron clang-format
+    libmicrohttpd-dev libcurl4-openssl-dev curl wrk python3-requests openssl"
 
 pp_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 

@@ -31,11 +31,15 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "kafka_config.h"
+
 #ifndef PP_DATADIR
 #define PP_DATADIR "/usr/share/postgresql/pinpipe"
 #endif
 
 #define PROGNAME "pinpipe-emulate"
+
+#define conf_set(conf, key, value) pp_tool_conf_set(conf, PROGNAME, key, value)
 
 #define NS_PER_SEC         INT64_C(1000000000)
 #define NS_PER_MS          INT64_C(1000000)
@@ -492,82 +496,6 @@ parse_options(int argc, char **argv, Options *opt)
 		opt->count = 0;
 }
 
-/* ---------------------------------------------------------------- Kafka config */
-
-static bool
-conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
-{
-	char errstr[512];
-
-	if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-	{
-		fprintf(stderr, PROGNAME ": cannot set Kafka property \"%s\": %s\n", key, errstr);
-		return false;
-	}
-	return true;
-}
-
-/*
- * Apply --kafka-config "k=v,k=v" to conf: items are separated by commas, "\,"
- * is a literal comma and "\\" a backslash; spaces around keys and values and
- * empty items are skipped.
- */
-static bool
-apply_kafka_config(rd_kafka_conf_t *conf, const char *spec)
-{
-	size_t n = strlen(spec);
-	char *item = malloc(n + 1);
-	const char *p = spec;
-	bool ok = true;
-
-	if (item == NULL)
-	{
-		fprintf(stderr, PROGNAME ": out of memory\n");
-		return false;
-	}
-	while (ok && *p != '\0')
-	{
-		size_t len = 0;
-		char *eq;
-		char *key;
-		char *value;
-
-		while (*p != '\0' && *p != ',')
-		{
-			if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
-				p++;
-			item[len++] = *p++;
-		}
-		if (*p == ',')
-			p++;
-		item[len] = '\0';
-
-		key = item;
-		while (*key == ' ')
-			key++;
-		if (*key == '\0')
-			continue;
-		eq = strchr(key, '=');
-		if (eq == NULL || eq == key)
-		{
-			fprintf(stderr, PROGNAME ": --kafka-config: expected key=value, got \"%s\"\n", key);
-			ok = false;
-			break;
-		}
-		*eq = '\0';
-		for (char *e = eq - 1; e > key && *e == ' '; e--)
-			*e = '\0';
-		value = eq + 1;
-		while (*value == ' ')
-			value++;
-		for (char *e = value + strlen(value); e > value && e[-1] == ' '; e--)
-			e[-1] = '\0';
-		ok = conf_set(conf, key, value);
-	}
-	free(item);
-	return ok;
-}
-
 /* Build the producer configuration: our defaults, then the user's properties. */
 static rd_kafka_conf_t *
 make_kafka_conf(const Options *opt)
@@ -577,7 +505,8 @@ make_kafka_conf(const Options *opt)
 	if ((opt->brokers != NULL && !conf_set(conf, "bootstrap.servers", opt->brokers)) ||
 		!conf_set(conf, "client.id", PROGNAME) || !conf_set(conf, "enable.idempotence", "true") ||
 		!conf_set(conf, "partitioner", "murmur2_random") || !conf_set(conf, "log.queue", "true") ||
-		(opt->kafka_config != NULL && !apply_kafka_config(conf, opt->kafka_config)))
+		(opt->kafka_config != NULL &&
+		 !pp_tool_apply_kafka_config(conf, PROGNAME, opt->kafka_config)))
 	{
 		rd_kafka_conf_destroy(conf);
 		return NULL;
