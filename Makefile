@@ -8,6 +8,10 @@ PGFILEDESC = "pinpipe - Kafka topics to cleaned tables"
 
 REGRESS = clean_functions records reclean control analytics analytics_cache
 REGRESS_OPTS = --inputdir=. --load-extension=pinpipe
+# `make check` starts its own server (as pg_cron's installcheck does), with the
+# settings of test/regress.conf; `make installcheck` runs against a running one.
+# PP_REGRESS_DIR: where results, diffs and the temporary instance go.
+PP_REGRESS_DIR ?= .
 
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -25,11 +29,18 @@ endif
 # Command-line tools (src/bin), installed beside pg_config's bindir.
 TOOLS = src/bin/pinpipe-broker src/bin/pinpipe-emulate src/bin/pinpipe-rest
 SCRIPTS_built = $(TOOLS)
-EXTRA_CLEAN = $(TOOLS) results regression.diffs regression.out .build-flavour
+EXTRA_CLEAN = $(TOOLS) results regression.diffs regression.out .build-flavour tmp_check
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS says "make check is not supported": ours (test/check.mk) runs the
+# suites on a temporary instance of the installed server (make install first;
+# not as root). Read only for that goal, since it overrides PGXS's recipe.
+ifneq ($(filter check,$(MAKECMDGOALS)),)
+include $(srcdir)/test/check.mk
+endif
 
 # The objects are rebuilt when SANITIZE changes, so that a plain `make install`
 # never installs the instrumented build left by a sanitizer run.

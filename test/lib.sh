@@ -9,7 +9,8 @@ PP_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PP_PGVERSION=${PP_PGVERSION:-15}
 PP_BIN=${PP_BIN:-/usr/lib/postgresql/$PP_PGVERSION/bin}
 PP_PACKAGES="build-essential postgresql-$PP_PGVERSION postgresql-server-dev-$PP_PGVERSION
-    librdkafka-dev libjansson-dev kcat postgresql-$PP_PGVERSION-cron clang-format
+    postgresql-client-$PP_PGVERSION libipc-run-perl librdkafka-dev libjansson-dev kcat
+    postgresql-$PP_PGVERSION-cron clang-format
     libmicrohttpd-dev libcurl4-openssl-dev curl wrk python3-requests openssl"
 
 pp_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -107,14 +108,21 @@ pp_sanitize_tree() {
 	PP_SANITIZE_ENV="LD_PRELOAD=$asan:$ubsan:$PP_PRIVATE_ROOT/asan_preload.so
 		ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=1:strict_string_checks=1:log_path=$log/asan:print_cmdline=1
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PP_UBSAN_LOG_PATH=$log/ubsan"
+	# The tree's postgres runs with the runtimes preloaded however it is
+	# started (pg_ctl, pg_regress --temp-instance, PostgreSQL::Test::Cluster).
+	mv "$PP_BIN/postgres" "$PP_BIN/postgres.real" || return 1
+	# shellcheck disable=SC2086 # PP_SANITIZE_ENV is a list of VAR=value words
+	printf '#!/bin/sh\nexec env %s "$(dirname "$0")/postgres.real" "$@"\n' "$(echo $PP_SANITIZE_ENV)" >"$PP_BIN/postgres"
+	chmod 755 "$PP_BIN/postgres"
 	export PP_SANITIZE PP_SANITIZE_ENV
 }
 
 # Print the sanitizer reports written since the last call (moved to PP_WORK),
-# and those in the server log; fail if there is any.
+# and those in the server logs under LOG (a file or a directory of *.log);
+# fail if there is any.
 pp_sanitizer_reports() {
 	[ -n "${PP_SANITIZE:-}" ] && [ -n "${PP_PRIVATE_ROOT:-}" ] || return 0
-	local f found=0 n
+	local f found=0 n log=${1:-$PP_WORK/server.log} pat='ERROR: AddressSanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer'
 	for f in "$PP_PRIVATE_ROOT"/logs/*; do
 		[ -s "$f" ] || continue
 		echo "sanitizer report $(basename "$f"):"
@@ -122,13 +130,20 @@ pp_sanitizer_reports() {
 		mv "$f" "$PP_WORK/sanitizer-$(basename "$f")"
 		found=1
 	done
-	n=$(grep -Ec 'ERROR: AddressSanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' "$PP_WORK/server.log" 2>/dev/null)
-	if [ "${n:-0}" -gt "${PP_SANITIZER_SEEN:-0}" ]; then
-		echo "sanitizer reports in $PP_WORK/server.log:"
-		grep -E 'ERROR: AddressSanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' "$PP_WORK/server.log" |
-			tail -n +"$((${PP_SANITIZER_SEEN:-0} + 1))" | head -20
-		PP_SANITIZER_SEEN=$n
-		found=1
+	if [ -d "$log" ]; then
+		if grep -Eqs "$pat" "$log"/*.log; then
+			echo "sanitizer reports in $log:"
+			grep -Es "$pat" "$log"/*.log | head -20
+			found=1
+		fi
+	else
+		n=$(grep -Ec "$pat" "$log" 2>/dev/null)
+		if [ "${n:-0}" -gt "${PP_SANITIZER_SEEN:-0}" ]; then
+			echo "sanitizer reports in $log:"
+			grep -E "$pat" "$log" | tail -n +"$((${PP_SANITIZER_SEEN:-0} + 1))" | head -20
+			PP_SANITIZER_SEEN=$n
+			found=1
+		fi
 	fi
 	[ "$found" = 0 ]
 }
@@ -136,7 +151,7 @@ pp_sanitizer_reports() {
 # pg_ctl as the server user; with PP_SANITIZE, with the sanitizer runtimes preloaded.
 pp_pg_ctl() {
 	# shellcheck disable=SC2086 # PP_SANITIZE_ENV is a list of VAR=value words
-	pp_as_server env ${PP_SANITIZE_ENV:-} "$PP_BIN/pg_ctl" "$@"
+	pp_as_server "$PP_BIN/pg_ctl" "$@"
 }
 
 # The unprivileged user that runs the server when we are root.
