@@ -314,7 +314,7 @@ usage(FILE *out)
 			"\n"
 			"Options:\n"
 			"  --brokers LIST        Kafka bootstrap servers, host:port[,host:port...]\n"
-			"                        (required unless --dry-run)\n"
+			"                        (required unless --rest or --dry-run)\n"
 			"  --prefix P            topic prefix (default: pinterest)\n"
 			"  --count N             records to post, 0 = unlimited (default: 1000, or\n"
 			"                        unlimited when --duration is given)\n"
