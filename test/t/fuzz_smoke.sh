@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CI smoke run of the fuzzers (test/fuzz): build them, replay every seed and
+# CI smoke run of the fuzzers (test/fuzz: rules, decode and the front door's
+# request decoding, rest): build them, replay every seed and
 # every regression input once, fuzz each target for 20 seconds from a scratch
 # copy of its seed corpus, and check the hostile corpus (test/hostile) at the
 # decoder level. Exits non-zero on any crash, leak, invariant violation or
@@ -34,7 +35,7 @@ run_fuzzer() {
 	fi
 }
 
-for target in rules decode; do
+for target in rules decode rest; do
 	inputs=(test/fuzz/corpus/"$target"/*)
 	if [ -d test/fuzz/regressions/"$target" ]; then
 		for f in test/fuzz/regressions/"$target"/*; do
