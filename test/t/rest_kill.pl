@@ -3,7 +3,9 @@
 # time; the clients retry what got no answer. Every record answered with an
 # offset is in Kafka at that partition and offset, and every record that was
 # never retried is in Kafka exactly once (idempotent producer, acks=all); a
-# retried record is there at least once (at most twice here).
+# retried record is there at least once (at most twice here). The worker
+# consumes the topic meanwhile: every message in Kafka is stored exactly once,
+# so every answered record is in the tables at its partition and offset.
 use strict;
 use warnings;
 use IPC::Run;
@@ -14,14 +16,15 @@ use PinPipe::Test;
 use PinPipe::Rest;
 
 my $total = 100_000;
-my $broker = PinPipe::Test::Broker->new(partitions => 3, prefix => 'kl', args => [ '--topic', 'kl.rec:12' ]);
+my $broker = PinPipe::Test::Broker->new(partitions => 12, prefix => 'kl');
+my $node = pp_node('kl', brokers => $broker->bootstrap, prefix => 'kl');
 my $rest = PinPipe::Rest->new(brokers => $broker->bootstrap, args => ['--quiet']);
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $log = "$tmp/acks";
 
 my ($out, $err) = ('', '');
 my $client = IPC::Run::start([ '/usr/bin/python3', pp_top() . '/test/tools/rest_kill_client.py',
-	$rest->url, 'kl.rec', $total, 8, 50, $log ], '>', \$out, '2>', \$err);
+	$rest->url, 'kl.user', $total, 8, 50, $log ], '>', \$out, '2>', \$err);
 
 sub acked_so_far
 {
@@ -47,7 +50,7 @@ ok($finished && $client->result == 0, "clients finished: $out") or diag($err);
 
 # what Kafka holds
 my ($kout, $kerr) = ('', '');
-IPC::Run::run([ 'kcat', '-b', $broker->bootstrap, '-C', '-t', 'kl.rec', '-o', 'beginning', '-e', '-q',
+IPC::Run::run([ 'kcat', '-b', $broker->bootstrap, '-C', '-t', 'kl.user', '-o', 'beginning', '-e', '-q',
 	'-f', '%p %o %s\n' ], '>', \$kout, '2>', \$kerr);
 my (%at, %copies);
 for (split /\n/, $kout)
@@ -80,5 +83,23 @@ is(scalar(grep { ($copies{$_} // 0) < 1 || $copies{$_} > 2 } keys %retried), 0,
 	scalar(keys %retried) . ' retried records: each in Kafka once or twice (' . scalar(@dups)
 	  . ' twice: stored before the kill, unanswered, sent again)');
 is($rest->stop, 0, 'exits 0 on SIGTERM');
+
+# ... and in the tables: every message exactly once (a raw row or a dead
+# letter), every answered record at the partition and offset it was answered with
+my $in_kafka = scalar keys %at;
+pp_check_complete($node, 'kl', $in_kafka);
+my %answered_at;
+for (split /\n/, slurp_file($log)) { $answered_at{"$2/$3"} = 1 if /^A (\d+) (\d+) (\d+)$/; }
+my $answers = join(',', map { my ($p, $o) = split m{/}; "($p,$o)" } keys %answered_at);
+is( $node->safe_psql(
+		'postgres', "
+CREATE TEMP TABLE answered (p int, o bigint);
+INSERT INTO answered VALUES $answers;
+SELECT count(*) FROM answered a
+ WHERE (SELECT count(*) FROM pinpipe.user_raw r WHERE r.kafka_partition = a.p AND r.kafka_offset = a.o)
+     + (SELECT count(*) FROM pinpipe.dead_letters d
+         WHERE d.topic = 'kl.user' AND d.kafka_partition = a.p AND d.kafka_offset = a.o) <> 1"),
+	'0',
+	scalar(keys %answered_at) . ' answered records: each stored exactly once at its partition and offset');
 
 done_testing();
