@@ -975,7 +975,7 @@ main(int argc, char **argv)
 	/*
 	 * The mock cluster and its handle are left for the process exit to
 	 * reclaim: rd_kafka_mock_cluster_destroy() in librdkafka 2.0.2 reads
-	 * memory its own thread has freed (valgrind shows it, test/valgrind_tools.sh).
+	 * memory its own thread has freed (valgrind shows it, test/t/valgrind.pl).
 	 */
 	free(topics);
 	return status == 0 ? 0 : 1;
