@@ -2,7 +2,7 @@
 EXTENSION = pinpipe
 MODULE_big = pinpipe
 OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/clean.o \
-	src/status.o src/kafka.o src/sink.o src/history.o src/worker.o
+	src/status.o src/kafka_conf.o src/kafka.o src/heap_write.o src/sink.o src/history.o src/worker.o
 # The install script of the current version (default_version in
 # pinpipe.control) is built from the pieces in src/sql, one per concern, in
 # the order of SQL_PIECES (an object after those it names: the whole-record
@@ -47,7 +47,7 @@ SHLIB_LINK += -fsanitize=address,undefined
 endif
 
 # Command-line tools (src/bin), installed beside pg_config's bindir.
-TOOLS = src/bin/pinpipe-broker src/bin/pinpipe-emulate src/bin/pinpipe-dashboard
+TOOLS = src/bin/pinpipe-broker src/bin/pinpipe-emulate src/bin/pinpipe-rest src/bin/pinpipe-dashboard
 SCRIPTS_built = $(TOOLS)
 EXTRA_CLEAN = $(TOOLS) results regression.diffs regression.out .build-flavour tmp_check
 
@@ -92,8 +92,17 @@ $(OBJS): $(wildcard src/*.h)
 src/bin/pinpipe-broker: src/bin/pinpipe-broker.c
 	$(CC) $(TOOL_CFLAGS) -o $@ $< -lrdkafka
 
-src/bin/pinpipe-emulate: src/bin/pinpipe-emulate.c
-	$(CC) $(TOOL_CFLAGS) -o $@ $< -lrdkafka -ljansson -lm
+# The tools' librdkafka settings (src/bin/kafka_config.c) use the worker's
+# parser, src/kafka_conf.c (plain C).
+TOOL_KAFKA_SRCS = src/bin/kafka_config.c src/kafka_conf.c
+TOOL_KAFKA_HEADERS = src/bin/kafka_config.h src/kafka_conf.h
+src/bin/pinpipe-emulate: src/bin/pinpipe-emulate.c $(TOOL_KAFKA_SRCS) $(TOOL_KAFKA_HEADERS)
+	$(CC) $(TOOL_CFLAGS) -o $@ $< $(TOOL_KAFKA_SRCS) -lrdkafka -ljansson -lm -lcurl
+
+# The HTTP front door (libmicrohttpd); its body decoding is fuzzed (fuzz_rest).
+REST_SRCS = src/bin/pinpipe-rest.c src/bin/rest_decode.c $(TOOL_KAFKA_SRCS)
+src/bin/pinpipe-rest: $(REST_SRCS) src/bin/rest_decode.h $(TOOL_KAFKA_HEADERS)
+	$(CC) $(TOOL_CFLAGS) -pthread -o $@ $(REST_SRCS) -lmicrohttpd -lrdkafka
 
 src/bin/pinpipe-dashboard: src/bin/pinpipe-dashboard.c
 	$(CC) $(TOOL_CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
@@ -111,10 +120,10 @@ install-pinpipe-data:
 	$(INSTALL_DATA) $(DASHBOARD_FILES) '$(DESTDIR)$(PP_DATADIR)/dashboard/'
 	@# the tools on PATH too (bindir is PostgreSQL's own, not on PATH)
 	@if [ -z "$(DESTDIR)" ] && [ -d /usr/local/bin ] && [ -w /usr/local/bin ]; then \
-		for t in pinpipe-broker pinpipe-emulate pinpipe-dashboard; do ln -sf '$(bindir)/'$$t /usr/local/bin/$$t; done; fi
+		for t in pinpipe-broker pinpipe-emulate pinpipe-rest pinpipe-dashboard; do ln -sf '$(bindir)/'$$t /usr/local/bin/$$t; done; fi
 
 .PHONY: format format-check
-FORMAT_FILES = $(wildcard src/*.c src/*.h src/bin/*.c test/fuzz/*.c test/tools/*.c)
+FORMAT_FILES = $(wildcard src/*.c src/*.h src/bin/*.c src/bin/*.h test/fuzz/*.c test/tools/*.c)
 format:
 	clang-format -i $(FORMAT_FILES)
 
@@ -130,12 +139,16 @@ FUZZ_CC = clang-14
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc
 FUZZ_SRCS = src/rules.c src/record.c src/decode.c
 FUZZ_HEADERS = src/rules.h src/record.h src/decode.h
-FUZZ_TARGETS = test/fuzz/fuzz_rules test/fuzz/fuzz_decode
+FUZZ_TARGETS = test/fuzz/fuzz_rules test/fuzz/fuzz_decode test/fuzz/fuzz_rest
 FUZZ_SECONDS ?= 60
 FUZZ_WORK = test/fuzz/corpus-work
 
 .PHONY: fuzz fuzz-run
 fuzz: $(FUZZ_TARGETS) test/fuzz/hostile_check
+
+# the front door's body decoding: plain C, no jansson
+test/fuzz/fuzz_rest: test/fuzz/fuzz_rest.c src/bin/rest_decode.c src/bin/rest_decode.h
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/bin -o $@ $< src/bin/rest_decode.c -ljansson
 
 test/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_SRCS) $(FUZZ_HEADERS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS) -ljansson
@@ -145,7 +158,7 @@ test/fuzz/hostile_check: test/fuzz/hostile_check.c $(FUZZ_SRCS) $(FUZZ_HEADERS)
 		$< $(FUZZ_SRCS) -ljansson
 
 fuzz-run: fuzz
-	status=0; for t in rules decode; do \
+	status=0; for t in rules decode rest; do \
 		rm -rf $(FUZZ_WORK)/$$t && mkdir -p $(FUZZ_WORK)/$$t && \
 		cp test/fuzz/corpus/$$t/* $(FUZZ_WORK)/$$t/ && \
 		test/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

@@ -16,6 +16,11 @@
 -- test/t/upgrade.pl tests it: an update from 0.1 must give the same catalog as
 -- a fresh install of 0.2 (test/sql/catalog_snapshot.sql prints both).
 --
+-- The worker locks pinpipe.offsets first in every batch; an update locks it
+-- before anything else, so it waits for the batch in progress and the next
+-- batch waits for the update (no deadlock between the two).
+LOCK TABLE pinpipe.offsets IN SHARE ROW EXCLUSIVE MODE;
+
 
 -- src/sql/history.sql: the ingest history, and the index the dashboard reads
 -- the latest dead letters by

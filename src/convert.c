@@ -1,15 +1,18 @@
 /*
  * convert.c
- *		Records to datums and back (see convert.h).
+ *		Records to datums and rows, and back (see convert.h).
  */
 #include "convert.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 #include "utils/uuid.h"
 
 #include "record.h"
@@ -177,6 +180,50 @@ pp_clean_datums(PPKind kind, const PPCleanValue *clean, const PPCleanMap *map, D
 				break;
 		}
 	}
+}
+
+/* Describe kind's raw and clean tables from their row types (for one batch). */
+void
+pp_kind_tables(PPKind kind, Oid raw_rowtype, Oid clean_rowtype, PPKindTables *t)
+{
+	t->raw_desc = lookup_rowtype_tupdesc_copy(raw_rowtype, -1);
+	t->clean_desc = lookup_rowtype_tupdesc_copy(clean_rowtype, -1);
+	pp_raw_map(kind, t->raw_desc, true, &t->raw_map);
+	pp_clean_map(kind, t->clean_desc, &t->clean_map);
+}
+
+/*
+ * Form a decoded message's raw row and its clean row in cxt, once (they
+ * survive a retry of the sink). May raise a message's error (a value the
+ * database encoding cannot hold): the sink calls it where it can isolate it.
+ */
+void
+pp_form_rows(PPMessage *m, const PPKindTables *t, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	TupleDesc rd = t->raw_desc;
+	TupleDesc cd = t->clean_desc;
+	Datum *values = palloc0(sizeof(Datum) * Max(rd->natts, cd->natts));
+	bool *nulls = palloc(sizeof(bool) * Max(rd->natts, cd->natts));
+	PPCleanValue clean[PP_MAX_FIELDS];
+
+	memset(nulls, true, sizeof(bool) * rd->natts);
+	pp_raw_datums(&m->rec, &t->raw_map, values, nulls);
+	values[t->raw_map.kafka_partition] = Int32GetDatum(m->partition);
+	nulls[t->raw_map.kafka_partition] = false;
+	values[t->raw_map.kafka_offset] = Int64GetDatum(m->offset);
+	nulls[t->raw_map.kafka_offset] = false;
+	values[t->raw_map.kafka_timestamp] = TimestampTzGetDatum(m->timestamp);
+	nulls[t->raw_map.kafka_timestamp] = !m->has_timestamp;
+	m->raw_row = HeapTupleGetDatum(heap_form_tuple(rd, values, nulls));
+
+	memset(values, 0, sizeof(Datum) * cd->natts);
+	memset(nulls, true, sizeof(bool) * cd->natts);
+	pp_clean(m->kind, m->rec.values, clean);
+	pp_clean_datums(m->kind, clean, &t->clean_map, values, nulls);
+	m->clean_row = HeapTupleGetDatum(heap_form_tuple(cd, values, nulls));
+	m->built = true;
+	MemoryContextSwitchTo(old);
 }
 
 /* A UTF-8 view of a text datum (the rules work on UTF-8). */

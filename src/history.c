@@ -104,10 +104,12 @@ topic_lag(int worker, int kind)
 	return lag;
 }
 
-/* Count a committed batch: rows and dead letters per record kind. */
+/*
+ * Count a committed batch: rows and dead letters per record kind, under the
+ * topic names the worker published in its status slot.
+ */
 void
-pp_history_count(int worker, const char *const *topics, const int64 *rows,
-				 const int64 *dead_letters)
+pp_history_count(int worker, const int64 *rows, const int64 *dead_letters)
 {
 	TimestampTz minute = minute_of(GetCurrentTimestamp());
 
@@ -125,7 +127,8 @@ pp_history_count(int worker, const char *const *topics, const int64 *rows,
 			memset(b, 0, sizeof(*b));
 			b->minute = minute;
 			b->max_lag = -1;
-			strlcpy(b->topic, topics[k], sizeof(b->topic));
+			/* only this worker writes its slot: no lock needed to read it */
+			strlcpy(b->topic, pp_shared->workers[worker].topics[k].topic, sizeof(b->topic));
 		}
 		b->messages += rows[k] + dead_letters[k];
 		b->dead_letters += dead_letters[k];

@@ -13,8 +13,7 @@
 extern int pinpipe_history_retention;
 
 extern void pp_history_define_settings(void);
-extern void pp_history_count(int worker, const char *const *topics, const int64 *rows,
-							 const int64 *dead_letters);
+extern void pp_history_count(int worker, const int64 *rows, const int64 *dead_letters);
 extern void pp_history_flush(int worker);
 
 #endif /* PINPIPE_HISTORY_H */

@@ -8,125 +8,11 @@
  */
 #include "postgres.h"
 
-#include "lib/stringinfo.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "kafka.h"
-#include "status.h"
-
-/* The worker whose consumer this is, for error reports. */
-static int current_worker = 0;
-
-/* True for keys whose values are secrets: they never appear in messages. */
-static bool
-is_secret_key(const char *key)
-{
-	return strstr(key, "password") != NULL || strstr(key, "secret") != NULL ||
-		   strstr(key, "jaas") != NULL || strstr(key, "token") != NULL ||
-		   strstr(key, ".pem") != NULL || strstr(key, "key") != NULL;
-}
-
-typedef bool (*ConfigItemFn)(const char *key, const char *value, void *arg);
-
-/*
- * Split "k=v,k=v" (a comma inside a value written as \,) and call fn for
- * each pair. Returns false, with *bad naming the problem, on a syntax error.
- */
-static bool
-parse_kafka_config(const char *config, ConfigItemFn fn, void *arg, const char **bad)
-{
-	StringInfoData item;
-	const char *p = config;
-
-	initStringInfo(&item);
-	*bad = NULL;
-	for (;;)
-	{
-		char *eq;
-		char *key;
-		char *value;
-		char *end;
-
-		resetStringInfo(&item);
-		while (*p && *p != ',')
-		{
-			if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
-				p++;
-			appendStringInfoChar(&item, *p++);
-		}
-		key = item.data;
-		while (*key == ' ' || *key == '\t')
-			key++;
-		if (*key != '\0')
-		{
-			eq = strchr(key, '=');
-			if (eq == NULL || eq == key)
-			{
-				*bad = "Each item must have the form key=value.";
-				return false;
-			}
-			*eq = '\0';
-			value = eq + 1;
-			for (end = eq; end > key && (end[-1] == ' ' || end[-1] == '\t'); end--)
-				end[-1] = '\0';
-			while (*value == ' ' || *value == '\t')
-				value++;
-			for (end = value + strlen(value); end > value && (end[-1] == ' ' || end[-1] == '\t');
-				 end--)
-				end[-1] = '\0';
-			if (!fn(key, value, arg))
-				return false;
-		}
-		if (*p == '\0')
-			break;
-		p++;
-	}
-	pfree(item.data);
-	return true;
-}
-
-typedef struct ConfSetArg
-{
-	rd_kafka_conf_t *conf;
-	char errbuf[512];
-	char key[128];
-} ConfSetArg;
-
-static bool
-conf_set_item(const char *key, const char *value, void *arg)
-{
-	ConfSetArg *a = arg;
-	char errstr[256];
-
-	if (rd_kafka_conf_set(a->conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-	{
-		strlcpy(a->key, key, sizeof(a->key));
-		if (is_secret_key(key))
-			snprintf(a->errbuf, sizeof(a->errbuf),
-					 "librdkafka refused \"%s\" (its value is not shown).", key);
-		else
-			snprintf(a->errbuf, sizeof(a->errbuf), "librdkafka refused \"%s\": %s", key, errstr);
-		return false;
-	}
-	return true;
-}
-
-/* Apply config to conf; false with a message (never a secret) on failure. */
-static bool
-apply_kafka_config(rd_kafka_conf_t *conf, const char *config, char *errbuf, size_t errlen)
-{
-	ConfSetArg arg;
-	const char *bad;
-
-	memset(&arg, 0, sizeof(arg));
-	arg.conf = conf;
-	if (!parse_kafka_config(config, conf_set_item, &arg, &bad))
-	{
-		strlcpy(errbuf, bad != NULL ? bad : arg.errbuf, errlen);
-		return false;
-	}
-	return true;
-}
+#include "kafka_conf.h"
 
 /* GUC check hook of pinpipe.kafka_config: every key and value must be accepted. */
 bool
@@ -139,7 +25,7 @@ pp_check_kafka_config(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || **newval == '\0')
 		return true;
 	conf = rd_kafka_conf_new();
-	ok = apply_kafka_config(conf, *newval, errbuf, sizeof(errbuf));
+	ok = pp_kafka_conf_apply(conf, *newval, errbuf, sizeof(errbuf)) == 0;
 	rd_kafka_conf_destroy(conf);
 	if (!ok)
 		GUC_check_errdetail("%s", errbuf);
@@ -180,18 +66,25 @@ typedef struct LoggedError
 	int suppressed;
 } LoggedError;
 
-static LoggedError logged_errors[ERROR_LOG_SLOTS];
+/* A consumer's own state, its opaque: whose it is, and what it logged. */
+typedef struct ConsumerContext
+{
+	int worker;
+	PPKafkaErrorFn on_error;
+	LoggedError logged_errors[ERROR_LOG_SLOTS];
+} ConsumerContext;
 
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+	ConsumerContext *cx = opaque;
 	TimestampTz now = GetCurrentTimestamp();
-	LoggedError *slot = &logged_errors[0];
+	LoggedError *slot = &cx->logged_errors[0];
 
-	pp_set_error(current_worker, "Kafka: %s", reason);
+	cx->on_error(cx->worker, reason);
 	for (int i = 0; i < ERROR_LOG_SLOTS; i++)
 	{
-		LoggedError *e = &logged_errors[i];
+		LoggedError *e = &cx->logged_errors[i];
 
 		if (e->logged_at != 0 && e->err == err)
 		{
@@ -210,7 +103,7 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	/* a record batch over receive.message.max.bytes is refused on every fetch: a stall */
 	if (strstr(reason, "receive.message.max.bytes") != NULL)
 		ereport(LOG,
-				(errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason),
+				(errmsg("pinpipe worker %d: Kafka error: %s", cx->worker, reason),
 				 errdetail("A message larger than librdkafka's receive.message.max.bytes (100 MB "
 						   "by default) cannot be fetched, and the partitions of this broker do "
 						   "not move until it can."),
@@ -219,11 +112,11 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 						 "becomes a dead letter or a row.")));
 	else if (slot->err == err && slot->suppressed > 0)
 		ereport(LOG,
-				(errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason),
+				(errmsg("pinpipe worker %d: Kafka error: %s", cx->worker, reason),
 				 errdetail("%d more errors with this code since the previous one were not logged.",
 						   slot->suppressed)));
 	else
-		ereport(LOG, (errmsg("pinpipe worker %d: Kafka error: %s", current_worker, reason)));
+		ereport(LOG, (errmsg("pinpipe worker %d: Kafka error: %s", cx->worker, reason)));
 	slot->err = err;
 	slot->logged_at = now;
 	slot->suppressed = 0;
@@ -231,17 +124,18 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /*
  * Create the consumer for worker `worker`: pinpipe's defaults, then the
- * user's pass-through settings, which win.
+ * user's pass-through settings, which win. on_error receives each Kafka
+ * error (from pp_kafka_poll_events, in the caller's thread).
  */
 rd_kafka_t *
-pp_kafka_consumer(const char *brokers, const char *config, int worker)
+pp_kafka_consumer(const char *brokers, const char *config, int worker, PPKafkaErrorFn on_error)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char errbuf[512];
 	char client_id[64];
 	rd_kafka_t *rk;
+	ConsumerContext *cx;
 
-	current_worker = worker;
 	snprintf(client_id, sizeof(client_id), "pinpipe-%d", worker);
 	set_default(conf, "bootstrap.servers", brokers);
 	set_default(conf, "client.id", client_id);
@@ -255,7 +149,7 @@ pp_kafka_consumer(const char *brokers, const char *config, int worker)
 	set_default(conf, "queued.max.messages.kbytes", "14336");
 	set_default(conf, "fetch.max.bytes", "14680064");
 	set_default(conf, "log.queue", "true");
-	if (!apply_kafka_config(conf, config, errbuf, sizeof(errbuf)))
+	if (pp_kafka_conf_apply(conf, config, errbuf, sizeof(errbuf)) != 0)
 	{
 		rd_kafka_conf_destroy(conf);
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -263,14 +157,31 @@ pp_kafka_consumer(const char *brokers, const char *config, int worker)
 	}
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
+	cx = MemoryContextAllocZero(TopMemoryContext, sizeof(ConsumerContext));
+	cx->worker = worker;
+	cx->on_error = on_error;
+	rd_kafka_conf_set_opaque(conf, cx);
 
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf));
 	if (rk == NULL)
+	{
+		pfree(cx);
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
 						errmsg("could not create the Kafka consumer: %s", errbuf)));
+	}
 	/* logs to the main queue, served by rd_kafka_poll() in our thread */
 	rd_kafka_set_log_queue(rk, NULL);
 	return rk;
+}
+
+/* Destroy a consumer made by pp_kafka_consumer, without leaving its group. */
+void
+pp_kafka_destroy(rd_kafka_t *rk)
+{
+	void *cx = rd_kafka_opaque(rk);
+
+	rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	pfree(cx);
 }
 
 /* Serve queued logs, errors and commit results, without blocking. */

@@ -266,11 +266,7 @@ _PG_init(void)
 	pp_history_define_settings();
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = pp_emit_log;
-#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("pinpipe");
-#else
-	EmitWarningsOnPlaceholders("pinpipe");
-#endif
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	pp_status_init();

@@ -1,9 +1,22 @@
 /*
  * pinpipe.h
- *		Settings and entry points shared across pinpipe's modules.
+ *		Settings and entry points shared across pinpipe's modules, and the
+ *		PostgreSQL version pinpipe is built for.
  */
 #ifndef PINPIPE_H
 #define PINPIPE_H
+
+/*
+ * pinpipe is built and tested on PostgreSQL 15 only: its executor calls
+ * (heap_write.c), shared memory request hook (status.c) and SQL (BEGIN
+ * ATOMIC) are those of 15, with no guards for other versions. The module's
+ * entry point (pinpipe.c) and the version-specific files include this
+ * header, so another major version fails here, at compile time, rather than
+ * misbehaving at run time (postgres.h, included first, defines the version).
+ */
+#if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 160000
+#error "pinpipe supports PostgreSQL 15 only: build it with make PG_CONFIG=<15's pg_config>"
+#endif
 
 /* pinpipe.start_offset values */
 typedef enum PPStartOffset

@@ -10,7 +10,10 @@
 #include <math.h>
 #include <string.h>
 
-/* The values the source uses for "no value" (see DATA.md). */
+/*
+ * The values the source uses for "no value", as found in the sample data
+ * (the pins of data/pin.jsonl); the README's clean_text row lists them too.
+ */
 static const char *const placeholders[] = {
 	"No Title Data Available",
 	"No description available Story format",

@@ -1,12 +1,13 @@
 /*
  * sink.c
- *		Writing one batch (see sink.h).
+ *		Writing one decoded batch (see sink.h).
  *
- * Inside the caller's transaction: decode every message; insert the raw rows
- * and upsert the clean rows of each kind with one statement per table (an
- * array of rows, unnested); insert the dead letters; store the partitions'
- * next offsets. Rows and offsets commit together, which is what makes the
- * delivery exactly once.
+ * Inside the caller's transaction: form each good message's rows
+ * (convert.c); insert the raw rows and write the clean rows of each kind,
+ * straight into the table as COPY FROM does (heap_write.c) or with one
+ * statement per table (an array of rows, unnested); insert the dead letters;
+ * store the partitions' next offsets. Rows and offsets commit together, which
+ * is what makes the delivery exactly once.
  *
  * The rows are written in a subtransaction. If it fails with an error that
  * belongs to a message (a constraint, a bad value, a user trigger's
@@ -17,29 +18,20 @@
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
-#include "commands/trigger.h"
-#include "executor/executor.h"
 #include "executor/spi.h"
-#include "funcapi.h"
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/snapmgr.h"
-#include "utils/typcache.h"
 
 #include "convert.h"
+#include "heap_write.h"
 #include "pinpipe.h"
 #include "sink.h"
 
@@ -48,6 +40,7 @@ typedef struct RowsPlan
 {
 	Oid rowtype;
 	Oid arraytype;
+	char *extra; /* what the statement was made with (an upsert's SET list) */
 	SPIPlanPtr plan;
 } RowsPlan;
 
@@ -69,17 +62,14 @@ static int clean_backoff[PP_NKINDS];
 static SPIPlanPtr dead_letter_plan = NULL;
 static SPIPlanPtr offsets_plan = NULL;
 
-/* Per-batch description of the target tables. */
-typedef struct KindTables
+/* One batch being written, and how. */
+typedef struct SinkBatch
 {
-	TupleDesc raw_desc;
-	PPRawMap raw_map;
-	TupleDesc clean_desc;
-	PPCleanMap clean_map;
-} KindTables;
-
-/* Rows table_multi_insert takes at a time (as COPY FROM buffers them). */
-#define DIRECT_GROUP 1000
+	PPMessage *msgs;
+	PPKindTables tables[PP_NKINDS];
+	MemoryContext cxt; /* the batch's: rows and errors survive a retry */
+	PPWriteMethod write_method;
+} SinkBatch;
 
 static const char *
 raw_table(PPKind kind)
@@ -117,12 +107,15 @@ pp_sink_reset_plans(void)
 {
 	for (int k = 0; k < PP_NKINDS; k++)
 	{
-		if (raw_plans[k].plan)
-			SPI_freeplan(raw_plans[k].plan);
-		if (clean_plans[k].plan)
-			SPI_freeplan(clean_plans[k].plan);
-		if (clean_insert_plans[k].plan)
-			SPI_freeplan(clean_insert_plans[k].plan);
+		RowsPlan *plans[3] = { &raw_plans[k], &clean_plans[k], &clean_insert_plans[k] };
+
+		for (int i = 0; i < 3; i++)
+		{
+			if (plans[i]->plan)
+				SPI_freeplan(plans[i]->plan);
+			if (plans[i]->extra)
+				pfree(plans[i]->extra);
+		}
 	}
 	memset(raw_plans, 0, sizeof(raw_plans));
 	memset(clean_plans, 0, sizeof(clean_plans));
@@ -146,19 +139,26 @@ prepare(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/* Make sure p holds a plan for sql over the current row type of table. */
+/*
+ * Make sure p holds a plan for sql over the current row type of table, made
+ * with extra (a clean table's columns, which ALTER TABLE may have changed).
+ */
 static void
 ensure_rows_plan(RowsPlan *p, const char *table, const char *sql_fmt, const char *extra)
 {
 	Oid rowtype = table_rowtype(table);
 	StringInfoData sql;
 
-	if (p->plan != NULL && p->rowtype == rowtype)
+	if (p->plan != NULL && p->rowtype == rowtype && strcmp(p->extra, extra) == 0)
 		return;
 	if (p->plan != NULL)
 		SPI_freeplan(p->plan);
+	if (p->extra != NULL)
+		pfree(p->extra);
+	p->plan = NULL;
 	p->rowtype = rowtype;
 	p->arraytype = get_array_type(rowtype);
+	p->extra = MemoryContextStrdup(TopMemoryContext, extra);
 	initStringInfo(&sql);
 	appendStringInfo(&sql, sql_fmt, table, table, extra);
 	p->plan = prepare(sql.data, 1, &p->arraytype);
@@ -200,7 +200,7 @@ ensure_offsets_plan(void)
 }
 
 static void
-prepare_plans(KindTables *tables)
+prepare_plans(const PPKindTables *tables)
 {
 	for (int k = 0; k < PP_NKINDS; k++)
 	{
@@ -225,46 +225,11 @@ prepare_plans(KindTables *tables)
 }
 
 static void
-open_tables(KindTables *tables)
+open_tables(PPKindTables *tables)
 {
 	for (int k = 0; k < PP_NKINDS; k++)
-	{
-		tables[k].raw_desc = lookup_rowtype_tupdesc_copy(table_rowtype(raw_table((PPKind) k)), -1);
-		tables[k].clean_desc =
-			lookup_rowtype_tupdesc_copy(table_rowtype(clean_table((PPKind) k)), -1);
-		pp_raw_map((PPKind) k, tables[k].raw_desc, true, &tables[k].raw_map);
-		pp_clean_map((PPKind) k, tables[k].clean_desc, &tables[k].clean_map);
-	}
-}
-
-/* Form a message's raw and clean rows, once (they survive a retry). */
-static void
-build_rows(PPMessage *m, KindTables *t, MemoryContext batch_cxt)
-{
-	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
-	TupleDesc rd = t->raw_desc;
-	TupleDesc cd = t->clean_desc;
-	Datum *values = palloc0(sizeof(Datum) * Max(rd->natts, cd->natts));
-	bool *nulls = palloc(sizeof(bool) * Max(rd->natts, cd->natts));
-	PPCleanValue clean[PP_MAX_FIELDS];
-
-	memset(nulls, true, sizeof(bool) * rd->natts);
-	pp_raw_datums(&m->rec, &t->raw_map, values, nulls);
-	values[t->raw_map.kafka_partition] = Int32GetDatum(m->partition);
-	nulls[t->raw_map.kafka_partition] = false;
-	values[t->raw_map.kafka_offset] = Int64GetDatum(m->offset);
-	nulls[t->raw_map.kafka_offset] = false;
-	values[t->raw_map.kafka_timestamp] = TimestampTzGetDatum(m->timestamp);
-	nulls[t->raw_map.kafka_timestamp] = !m->has_timestamp;
-	m->raw_row = HeapTupleGetDatum(heap_form_tuple(rd, values, nulls));
-
-	memset(values, 0, sizeof(Datum) * cd->natts);
-	memset(nulls, true, sizeof(bool) * cd->natts);
-	pp_clean(m->kind, m->rec.values, clean);
-	pp_clean_datums(m->kind, clean, &t->clean_map, values, nulls);
-	m->clean_row = HeapTupleGetDatum(heap_form_tuple(cd, values, nulls));
-	m->built = true;
-	MemoryContextSwitchTo(old);
+		pp_kind_tables((PPKind) k, table_rowtype(raw_table((PPKind) k)),
+					   table_rowtype(clean_table((PPKind) k)), &tables[k]);
 }
 
 static void
@@ -328,155 +293,17 @@ indset_add(IndSet *set, int32 ind)
 }
 
 /*
- * Whether rows can go straight into the table, as COPY FROM writes them
- * (table_multi_insert, then the indexes, then the AFTER triggers), with
- * nothing lost that INSERT would do: a plain table without BEFORE or INSTEAD
- * OF row triggers (which may change or skip a row), row security or stored
- * generated columns; its constraints are checked and its AFTER triggers
- * (foreign keys, user triggers, statement triggers with transition tables)
- * fired here, as COPY FROM does. Not when pinpipe.write_method = insert, nor
- * when Citus is installed (its distributed tables take rows only through its
- * planner).
+ * Insert rows into table as COPY FROM does where it can (heap_write.c), else
+ * with p's INSERT. Not straight into the table when pinpipe.write_method =
+ * insert.
  */
-static bool
-direct_insert_ok(Relation rel)
-{
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
-	TriggerDesc *trig = rel->trigdesc;
-
-	if (pinpipe_write_method != PP_WRITE_AUTO)
-		return false;
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity ||
-		(constr != NULL && constr->has_generated_stored))
-		return false;
-	if (trig != NULL && (trig->trig_insert_before_row || trig->trig_insert_instead_row))
-		return false;
-	return !OidIsValid(get_extension_oid("citus", true));
-}
-
-/*
- * Insert rows (composite datums of the table's row type) into table the way
- * COPY FROM does: table_multi_insert in groups of DIRECT_GROUP, then each
- * row's index entries (a duplicate key raises unique_violation, as INSERT
- * does), and its AFTER triggers, row and statement, as COPY FROM fires them
- * (BEFORE STATEMENT first; the AFTER ones, with their transition tables, at
- * the end). Unlike COPY, no bulk-insert ring buffer: the batches are small and
- * frequent, and their pages are better left to the background writer. Returns false, having written
- * nothing, when the table needs INSERT (see direct_insert_ok).
- */
-static bool
-insert_direct(const char *table, Datum *rows, int n)
-{
-	Oid relid = get_relname_relid(table, get_namespace_oid("pinpipe", false));
-	Relation rel;
-	RangeTblEntry *rte;
-	EState *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot **slots;
-	HeapTupleData *tuples;
-	CommandId cid;
-	TupleConstr *constr;
-	TransitionCaptureState *capture = NULL;
-	bool triggers;
-
-	rel = table_open(relid, RowExclusiveLock);
-	if (!direct_insert_ok(rel))
-	{
-		table_close(rel, NoLock);
-		return false;
-	}
-	constr = RelationGetDescr(rel)->constr;
-
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	ExecCheckRTPerms(list_make1(rte), true);
-
-	estate = CreateExecutorState();
-	ExecInitRangeTable(estate, list_make1(rte));
-	rri = makeNode(ResultRelInfo);
-	ExecInitResultRelation(estate, rri, 1);
-	CheckValidResultRel(rri, CMD_INSERT);
-	ExecOpenIndices(rri, false);
-
-	/* as COPY FROM: AFTER triggers queued from here, BEFORE STATEMENT ones fired now */
-	triggers = (rri->ri_TrigDesc != NULL);
-	if (triggers)
-	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		AfterTriggerBeginQuery();
-		capture = MakeTransitionCaptureState(rri->ri_TrigDesc, relid, CMD_INSERT);
-		ExecBSInsertTriggers(estate, rri);
-	}
-
-	slots = palloc(sizeof(TupleTableSlot *) * Min(n, DIRECT_GROUP));
-	for (int i = 0; i < Min(n, DIRECT_GROUP); i++)
-		slots[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	tuples = palloc(sizeof(HeapTupleData) * Min(n, DIRECT_GROUP));
-	cid = GetCurrentCommandId(true);
-
-	for (int start = 0; start < n; start += DIRECT_GROUP)
-	{
-		int nused = Min(n - start, DIRECT_GROUP);
-		MemoryContext old;
-
-		for (int i = 0; i < nused; i++)
-		{
-			HeapTupleHeader td = DatumGetHeapTupleHeader(rows[start + i]);
-
-			tuples[i].t_len = HeapTupleHeaderGetDatumLength(td);
-			ItemPointerSetInvalid(&tuples[i].t_self);
-			tuples[i].t_tableOid = relid;
-			tuples[i].t_data = td;
-			/* the slot copies the tuple when the table stores it: the row survives a retry */
-			ExecStoreHeapTuple(&tuples[i], slots[i], false);
-			if (constr != NULL)
-				ExecConstraints(rri, slots[i], estate);
-		}
-		/* table_multi_insert may leak memory into the current context */
-		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
-		table_multi_insert(rel, slots, nused, cid, 0, NULL);
-		MemoryContextSwitchTo(old);
-		for (int i = 0; i < nused; i++)
-		{
-			List *recheck = NIL;
-
-			if (rri->ri_NumIndices > 0)
-				recheck = ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
-			if (triggers)
-				ExecARInsertTriggers(estate, rri, slots[i], recheck, capture);
-			list_free(recheck);
-			ExecClearTuple(slots[i]);
-		}
-		ResetPerTupleExprContext(estate);
-	}
-
-	if (triggers)
-	{
-		ExecASInsertTriggers(estate, rri, capture);
-		AfterTriggerEndQuery(estate);
-		PopActiveSnapshot();
-	}
-	for (int i = 0; i < Min(n, DIRECT_GROUP); i++)
-		ExecDropSingleTupleTableSlot(slots[i]);
-	ExecCloseResultRelations(estate);
-	ExecCloseRangeTableRelations(estate);
-	FreeExecutorState(estate);
-	table_close(rel, NoLock);
-	/* what follows (the clean rows, a trigger) sees these rows */
-	CommandCounterIncrement();
-	return true;
-}
-
-/* Insert rows into table as COPY FROM does where it can (insert_direct), else with p's INSERT. */
 static void
-insert_rows(const char *table, RowsPlan *p, Datum *rows, int n)
+insert_rows(const char *table, RowsPlan *p, Datum *rows, int n, PPWriteMethod method)
 {
-	if (!insert_direct(table, rows, n))
-		run_rows(p, rows, n);
+	if (method == PP_WRITE_AUTO &&
+		pp_heap_insert(get_relname_relid(table, get_namespace_oid("pinpipe", false)), rows, n))
+		return;
+	run_rows(p, rows, n);
 }
 
 /* Whether edata is a duplicate key in clean table k itself (an ind it has already). */
@@ -494,7 +321,7 @@ is_clean_conflict(ErrorData *edata, PPKind k)
  * other error is raised again, for write_chunk.
  */
 static bool
-try_clean_insert(PPKind k, Datum *rows, int n)
+try_clean_insert(PPKind k, Datum *rows, int n, PPWriteMethod method)
 {
 	MemoryContext old = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -504,7 +331,7 @@ try_clean_insert(PPKind k, Datum *rows, int n)
 	MemoryContextSwitchTo(old);
 	PG_TRY();
 	{
-		insert_rows(clean_table(k), &clean_insert_plans[k], rows, n);
+		insert_rows(clean_table(k), &clean_insert_plans[k], rows, n, method);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;
@@ -539,11 +366,11 @@ try_clean_insert(PPKind k, Datum *rows, int n)
  * (a stream of updates costs a failed try now and then only).
  */
 static void
-write_clean(PPKind k, Datum *rows, int n)
+write_clean(PPKind k, Datum *rows, int n, PPWriteMethod method)
 {
 	if (clean_skip[k] > 0)
 		clean_skip[k]--;
-	else if (try_clean_insert(k, rows, n))
+	else if (try_clean_insert(k, rows, n, method))
 	{
 		clean_backoff[k] = 0;
 		return;
@@ -556,42 +383,62 @@ write_clean(PPKind k, Datum *rows, int n)
 	run_rows(&clean_plans[k], rows, n);
 }
 
+/* Collect the raw rows of the good messages of kind k in msgs[lo, hi), formed if need be. */
+static int
+collect_raw_rows(SinkBatch *b, PPKind k, int lo, int hi, Datum *rows)
+{
+	int n = 0;
+
+	for (int i = lo; i < hi; i++)
+	{
+		PPMessage *m = &b->msgs[i];
+
+		if (m->kind != k || m->error != NULL)
+			continue;
+		if (!m->built)
+			pp_form_rows(m, &b->tables[k], b->cxt);
+		rows[n++] = m->raw_row;
+	}
+	return n;
+}
+
+/* Collect the clean rows of kind k in msgs[lo, hi): the last message of each ind wins. */
+static int
+collect_clean_rows(SinkBatch *b, PPKind k, int lo, int hi, int nraw, Datum *rows)
+{
+	IndSet seen;
+	int n = 0;
+
+	indset_init(&seen, nraw);
+	for (int i = hi - 1; i >= lo; i--)
+	{
+		PPMessage *m = &b->msgs[i];
+
+		if (m->kind != k || m->error != NULL)
+			continue;
+		if (indset_add(&seen, (int32) m->rec.values[0].i))
+			rows[n++] = m->clean_row;
+	}
+	pfree(seen.slots);
+	pfree(seen.used);
+	return n;
+}
+
 /* Write the good messages of msgs[lo, hi): raw rows, and the latest clean row per ind. */
 static void
-write_rows(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext batch_cxt)
+write_rows(SinkBatch *b, int lo, int hi)
 {
 	Datum *rows = palloc(sizeof(Datum) * (hi - lo));
 
 	for (int k = 0; k < PP_NKINDS; k++)
 	{
-		int n = 0;
-		IndSet seen;
+		int n = collect_raw_rows(b, (PPKind) k, lo, hi, rows);
 
-		for (int i = lo; i < hi; i++)
-		{
-			if (msgs[i].kind != k || msgs[i].error != NULL)
-				continue;
-			if (!msgs[i].built)
-				build_rows(&msgs[i], &tables[k], batch_cxt);
-			rows[n++] = msgs[i].raw_row;
-		}
 		if (n == 0)
 			continue;
-		insert_rows(raw_table((PPKind) k), &raw_plans[k], rows, n);
-
-		/* clean rows: the last message of each ind wins (walk backwards) */
-		indset_init(&seen, n);
-		n = 0;
-		for (int i = hi - 1; i >= lo; i--)
-		{
-			if (msgs[i].kind != k || msgs[i].error != NULL)
-				continue;
-			if (indset_add(&seen, (int32) msgs[i].rec.values[0].i))
-				rows[n++] = msgs[i].clean_row;
-		}
-		write_clean((PPKind) k, rows, n);
-		pfree(seen.slots);
-		pfree(seen.used);
+		insert_rows(raw_table((PPKind) k), &raw_plans[k], rows, n, b->write_method);
+		n = collect_clean_rows(b, (PPKind) k, lo, hi, n, rows);
+		write_clean((PPKind) k, rows, n, b->write_method);
 	}
 	pfree(rows);
 }
@@ -620,8 +467,9 @@ error_is_message_specific(int sqlerrcode)
  * retry, and make the single message at fault a dead letter.
  */
 static void
-write_chunk(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext batch_cxt)
+write_chunk(SinkBatch *b, int lo, int hi)
 {
+	PPMessage *msgs = b->msgs;
 	MemoryContext old = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	bool any = false;
@@ -635,7 +483,7 @@ write_chunk(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext b
 	MemoryContextSwitchTo(old);
 	PG_TRY();
 	{
-		write_rows(msgs, lo, hi, tables, batch_cxt);
+		write_rows(b, lo, hi);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;
@@ -644,7 +492,7 @@ write_chunk(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext b
 	{
 		ErrorData *edata;
 
-		MemoryContextSwitchTo(batch_cxt);
+		MemoryContextSwitchTo(b->cxt);
 		edata = CopyErrorData();
 		if (!error_is_message_specific(edata->sqlerrcode))
 			PG_RE_THROW();
@@ -656,15 +504,15 @@ write_chunk(PPMessage *msgs, int lo, int hi, KindTables *tables, MemoryContext b
 		if (hi - lo == 1)
 		{
 			msgs[lo].error = MemoryContextStrdup(
-				batch_cxt, psprintf("could not store the message: %s%s%s", edata->message,
-									edata->detail ? " " : "", edata->detail ? edata->detail : ""));
+				b->cxt, psprintf("could not store the message: %s%s%s", edata->message,
+								 edata->detail ? " " : "", edata->detail ? edata->detail : ""));
 		}
 		else
 		{
 			int mid = lo + (hi - lo) / 2;
 
-			write_chunk(msgs, lo, mid, tables, batch_cxt);
-			write_chunk(msgs, mid, hi, tables, batch_cxt);
+			write_chunk(b, lo, mid);
+			write_chunk(b, mid, hi);
 		}
 		FreeErrorData(edata);
 	}
@@ -803,35 +651,28 @@ write_offsets(const PPOffset *offsets, int noffsets)
 }
 
 /*
- * Write a batch and its offsets. Call inside a transaction with an active
- * snapshot; result counts rows and dead letters per kind.
+ * Write a decoded batch and its offsets (messages whose error is set are dead
+ * letters already). Call inside a transaction with an active snapshot;
+ * result counts rows and dead letters per kind.
  */
 void
 pp_sink_write(PPMessage *msgs, int nmsgs, const char *const *topics, const PPOffset *offsets,
-			  int noffsets, size_t max_message_bytes, PPSinkResult *result)
+			  int noffsets, PPWriteMethod write_method, PPSinkResult *result)
 {
-	MemoryContext batch_cxt = CurrentMemoryContext;
-	KindTables tables[PP_NKINDS];
-	char errbuf[PP_ERRBUF_SIZE];
+	SinkBatch b;
 
 	memset(result, 0, sizeof(*result));
+	b.msgs = msgs;
+	b.cxt = CurrentMemoryContext;
+	b.write_method = write_method;
 	for (int i = 0; i < nmsgs; i++)
-	{
-		PPMessage *m = &msgs[i];
-
-		m->built = false;
-		m->error = NULL;
-		m->decoded = pp_decode(m->kind, m->payload, m->len, max_message_bytes, &m->rec, errbuf,
-							   sizeof(errbuf));
-		if (!m->decoded)
-			m->error = pstrdup(errbuf);
-	}
+		msgs[i].built = false;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	open_tables(tables);
-	prepare_plans(tables);
-	write_chunk(msgs, 0, nmsgs, tables, batch_cxt);
+	open_tables(b.tables);
+	prepare_plans(b.tables);
+	write_chunk(&b, 0, nmsgs);
 	write_dead_letters(msgs, nmsgs, topics);
 	write_offsets(offsets, noffsets);
 	SPI_finish();
@@ -856,14 +697,35 @@ pp_store_offsets(const PPOffset *offsets, int noffsets)
 	SPI_finish();
 }
 
-/* Free what the decoder allocated outside PostgreSQL's memory. */
+/*
+ * Record a gap in a partition (messages deleted before they were read, or a
+ * recreated topic) in pinpipe.offset_gaps, with the offset it resumes at,
+ * inside the caller's transaction.
+ */
 void
-pp_sink_release(PPMessage *msgs, int nmsgs)
+pp_store_offset_gap(const PPOffsetGap *gap)
 {
-	for (int i = 0; i < nmsgs; i++)
-	{
-		if (msgs[i].decoded)
-			pp_record_free(&msgs[i].rec);
-		msgs[i].decoded = false;
-	}
+	Datum args[6];
+	Oid types[6] = { TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID };
+	PPOffset off;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = CStringGetTextDatum(gap->topic);
+	args[1] = Int32GetDatum(gap->partition);
+	args[2] = Int64GetDatum(gap->expected_offset);
+	args[3] = Int64GetDatum(gap->resumed_offset);
+	args[4] = Int64GetDatum(gap->lost_messages);
+	args[5] = CStringGetTextDatum(gap->reason);
+	if (SPI_execute_with_args("INSERT INTO pinpipe.offset_gaps (topic, kafka_partition, "
+							  "expected_offset, resumed_offset, lost_messages, reason) "
+							  "VALUES ($1, $2, $3, $4, $5, $6)",
+							  6, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "pinpipe: recording an offset gap failed");
+	off.topic = gap->topic;
+	off.partition = gap->partition;
+	off.next_offset = gap->resumed_offset;
+	ensure_offsets_plan();
+	write_offsets(&off, 1);
+	SPI_finish();
 }

@@ -27,12 +27,9 @@ PG_FUNCTION_INFO_V1(pinpipe_resume);
 
 PPShared *pp_shared = NULL;
 
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-#if PG_VERSION_NUM >= 150000
 static void
 pp_shmem_request(void)
 {
@@ -40,7 +37,6 @@ pp_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(PPShared)));
 }
-#endif
 
 static void
 pp_shmem_startup(void)
@@ -54,12 +50,8 @@ pp_shmem_startup(void)
 void
 pp_status_init(void)
 {
-#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pp_shmem_request;
-#else
-	RequestAddinShmemSpace(MAXALIGN(sizeof(PPShared)));
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pp_shmem_startup;
 }
@@ -116,6 +108,51 @@ pp_set_error(int worker, const char *fmt, ...)
 	SpinLockAcquire(&w->mutex);
 	strlcpy(w->last_error, buf, sizeof(w->last_error));
 	w->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&w->mutex);
+}
+
+/* Forget the last error (it belonged to objects that are gone). */
+void
+pp_clear_error(int worker)
+{
+	PPWorkerStatus *w = &pp_shared->workers[worker];
+
+	SpinLockAcquire(&w->mutex);
+	w->last_error[0] = '\0';
+	w->last_error_at = 0;
+	SpinLockRelease(&w->mutex);
+}
+
+/* Count a committed batch: its rows and dead letters per kind. */
+void
+pp_report_batch(int worker, const int64 *rows, const int64 *dead_letters)
+{
+	PPWorkerStatus *w = &pp_shared->workers[worker];
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&w->mutex);
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		PPTopicStatus *t = &w->topics[k];
+
+		if (rows[k] + dead_letters[k] == 0)
+			continue;
+		t->messages += rows[k] + dead_letters[k];
+		t->dead_letters += dead_letters[k];
+		t->batches++;
+		t->last_batch_at = now;
+	}
+	SpinLockRelease(&w->mutex);
+}
+
+/* Count messages of a kind deleted by retention before the worker read them. */
+void
+pp_report_lost_messages(int worker, PPKind kind, int64 lost)
+{
+	PPWorkerStatus *w = &pp_shared->workers[worker];
+
+	SpinLockAcquire(&w->mutex);
+	w->topics[kind].lost_messages += lost;
 	SpinLockRelease(&w->mutex);
 }
 

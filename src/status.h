@@ -57,5 +57,8 @@ extern void pp_status_attach(void);
 extern bool pp_is_paused(void);
 extern void pp_set_state(int worker, const char *state);
 extern void pp_set_error(int worker, const char *fmt, ...) pg_attribute_printf(2, 3);
+extern void pp_clear_error(int worker);
+extern void pp_report_batch(int worker, const int64 *rows, const int64 *dead_letters);
+extern void pp_report_lost_messages(int worker, PPKind kind, int64 lost);
 
 #endif /* PINPIPE_STATUS_H */

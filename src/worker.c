@@ -4,18 +4,30 @@
  *		<prefix>.user and writes each batch, with its offsets, in one
  *		transaction (sink.c).
  *
+ * Each batch goes down one path: Kafka messages -> decode (decode.c) ->
+ * rows, cleaned and converted (convert.c, record.c) -> sink (sink.c, and
+ * heap_write.c for the COPY-like path) -> status (status.c).
+ *
  * Offsets live in pinpipe.offsets, not in the broker: on every start, and
  * after any failed batch, the worker assigns its partitions from the stored
  * offsets (an assign-based consumer, no group rebalancing). Offsets are also
  * committed to the broker after each batch, for Kafka tools to show, but
- * never read back. Worker i of pinpipe.workers takes the partitions p with
- * p % pinpipe.workers = i.
+ * never read back. The partitions of each topic listed in pinpipe.partitions
+ * (all of them by default) are dealt out in turn: the k-th of them goes to
+ * worker k % pinpipe.workers.
+ *
+ * The worker checks for the extension before each turn and locks it for
+ * each transaction (begin_extension_xact): a DROP EXTENSION waits for the
+ * batch in progress, and the worker then waits for CREATE EXTENSION and
+ * starts afresh from the new tables' offsets.
  */
 #include "postgres.h"
 
 #include <malloc.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -25,9 +37,11 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -86,9 +100,21 @@ static TopicState topics[PP_NKINDS];
 static bool need_assign = true;
 static bool partitions_paused = false;
 static TimestampTz last_metadata = 0;
+/*
+ * The pinpipe extension the worker's state (offsets, prepared statements)
+ * came from; InvalidOid while it does not exist. extension_seen: checked
+ * once at least.
+ */
+static Oid extension_oid = InvalidOid;
+static bool extension_seen = false;
 static MemoryContext worker_cxt;
 static MemoryContext batch_cxt;
-static MemoryContext json_cxt; /* jansson's allocations, freed per batch */
+/*
+ * The decoder's allocations (jansson's nodes, the fast path's copies of the
+ * strings; not a record's extra, which is malloc'd), reset with each batch:
+ * see json_alloc.
+ */
+static MemoryContext json_cxt;
 
 /* The batch being written, so that an error can release it. */
 static rd_kafka_message_t **batch_msgs;
@@ -133,6 +159,48 @@ finish_xact(void)
 	MemoryContextSwitchTo(batch_cxt);
 }
 
+/*
+ * Start a transaction in which the worker's extension stays as it is, for
+ * the tables it reads and writes: false, with no transaction open, if it was
+ * dropped (or dropped and created again) since consume_once checked.
+ *
+ * The extension is locked as DROP EXTENSION locks it first, so a DROP waits
+ * for the batch in progress and the batch never meets half-dropped tables.
+ * Then pinpipe.offsets, the worker's first lock on a table in every
+ * transaction: an update script that starts with LOCK TABLE pinpipe.offsets
+ * (SHARE ROW EXCLUSIVE) waits for the batch in progress, and the next batch
+ * waits for the update before it touches any other table (no deadlock).
+ */
+static bool
+begin_extension_xact(void)
+{
+	Oid oid;
+	Oid offsets;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	oid = get_extension_oid("pinpipe", true);
+	if (OidIsValid(oid))
+	{
+		/* waits for a DROP in progress, and takes in its invalidations */
+		LockDatabaseObject(ExtensionRelationId, oid, 0, AccessShareLock);
+		oid = get_extension_oid("pinpipe", true);
+	}
+	if (!OidIsValid(oid) || oid != extension_oid)
+	{
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(batch_cxt);
+		need_assign = true; /* resume from the offsets the extension has */
+		return false;
+	}
+	offsets = get_relname_relid("offsets", get_namespace_oid("pinpipe", false));
+	if (OidIsValid(offsets))
+		LockRelationOid(offsets, RowExclusiveLock);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(batch_cxt);
+	return true;
+}
+
 static void
 clear_slot(int code, Datum arg)
 {
@@ -162,10 +230,22 @@ json_free(void *ptr)
 	/* freed with json_cxt */
 }
 
+/* Free what the decoder allocated outside PostgreSQL's memory. */
+static void
+free_decoded(PPMessage *msgs, int nmsgs)
+{
+	for (int i = 0; i < nmsgs; i++)
+	{
+		if (msgs[i].decoded)
+			pp_record_free(&msgs[i].rec);
+		msgs[i].decoded = false;
+	}
+}
+
 static void
 release_batch(void)
 {
-	pp_sink_release(batch_pp, batch_pp_n);
+	free_decoded(batch_pp, batch_pp_n);
 	batch_pp_n = 0;
 	for (int i = 0; i < batch_n; i++)
 		rd_kafka_message_destroy(batch_msgs[i]);
@@ -187,7 +267,7 @@ destroy_consumer(void)
 
 		release_batch();
 		pp_set_state(worker_id, "disconnecting");
-		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		pp_kafka_destroy(rk);
 		ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 		if (ms > 1000)
 			ereport(LOG, (errmsg("pinpipe worker %d: closing the Kafka consumer took %ld ms",
@@ -281,16 +361,43 @@ handle_reload(void)
 	}
 }
 
-/* Is the extension installed in our database? (Checked in a transaction.) */
+/*
+ * Is the extension installed in our database? (Checked in a transaction.)
+ * When it is not the one the worker's state came from (dropped, or dropped
+ * and created again), forget that state: the consumer and its positions, the
+ * prepared statements, and the last error, which belonged to objects that
+ * are gone. The worker then starts afresh from the new extension's offsets.
+ */
 static bool
 extension_ready(void)
 {
-	bool ready;
+	Oid oid;
 
 	begin_xact();
-	ready = OidIsValid(get_extension_oid("pinpipe", true));
+	oid = get_extension_oid("pinpipe", true);
 	finish_xact();
-	return ready;
+	if (extension_seen && oid != extension_oid)
+	{
+		if (OidIsValid(extension_oid))
+			ereport(LOG, (errmsg("pinpipe worker %d: extension pinpipe was dropped%s", worker_id,
+								 OidIsValid(oid) ? " and created again, starting afresh from its "
+												   "stored offsets"
+												 : "")));
+		if (rk != NULL)
+			destroy_consumer();
+		pp_sink_reset_plans();
+		pp_clear_error(worker_id);
+	}
+	extension_oid = oid;
+	extension_seen = true;
+	return OidIsValid(oid);
+}
+
+/* Show a Kafka error of the consumer in pinpipe.status (kafka.c logs it). */
+static void
+report_kafka_error(int worker, const char *reason)
+{
+	pp_set_error(worker, "Kafka: %s", reason);
 }
 
 static void
@@ -298,7 +405,7 @@ create_consumer(void)
 {
 	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 
-	rk = pp_kafka_consumer(pinpipe_brokers, pinpipe_kafka_config, worker_id);
+	rk = pp_kafka_consumer(pinpipe_brokers, pinpipe_kafka_config, worker_id, report_kafka_error);
 	consumer_brokers = pstrdup(pinpipe_brokers);
 	consumer_prefix = pstrdup(pinpipe_topic_prefix);
 	consumer_config = pstrdup(pinpipe_kafka_config);
@@ -424,15 +531,17 @@ load_offsets(TopicState *t)
 /*
  * Assign this worker's partitions from the stored offsets. A partition with
  * none starts at pinpipe.start_offset; its offset is stored with its first
- * batch.
+ * batch. False if the extension changed under the worker (nothing assigned).
  */
-static void
+static bool
 assign_partitions(void)
 {
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
 
-	begin_xact();
+	if (!begin_extension_xact())
+		return false;
+	list = rd_kafka_topic_partition_list_new(16);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (int k = 0; k < PP_NKINDS; k++)
@@ -503,6 +612,7 @@ assign_partitions(void)
 	need_assign = false;
 	partitions_paused = false;
 	publish_partitions();
+	return true;
 }
 
 static PartState *
@@ -562,6 +672,79 @@ handle_consumer_error(rd_kafka_message_t *m)
 }
 
 /*
+ * Read the range of offsets partition ps of topic t holds; false if the
+ * stored offset is in it (the partition can simply be reassigned), else gap
+ * describes where to resume and why.
+ */
+static bool
+find_offset_gap(TopicState *t, PartState *ps, PPOffsetGap *gap, int64 *high)
+{
+	int64 lo, hi;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(rk, t->name, ps->partition, &lo, &hi,
+										   WATERMARK_TIMEOUT_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not read the offsets of %s partition %d: %s", t->name,
+							   ps->partition, rd_kafka_err2str(err))));
+	if (ps->next_offset >= lo && ps->next_offset <= hi)
+		return false;
+	gap->topic = t->name;
+	gap->partition = ps->partition;
+	gap->expected_offset = ps->next_offset;
+	gap->resumed_offset = lo;
+	gap->lost_messages = ps->next_offset < lo ? lo - ps->next_offset : 0;
+	gap->reason = ps->next_offset < lo ? "deleted by retention before they were read"
+									   : "stored offset is beyond the end of the partition (was "
+										 "the topic recreated?)";
+	*high = hi;
+	return true;
+}
+
+/* Log a gap (stored already), and show it in pinpipe.status. */
+static void
+report_offset_gap(PPKind kind, const PPOffsetGap *gap, int64 hi)
+{
+	int64 lo = gap->resumed_offset;
+
+	if (gap->lost_messages > 0)
+	{
+		ereport(
+			WARNING,
+			(errmsg("pinpipe worker %d: " INT64_FORMAT " messages of %s partition %d were "
+					"lost: %s",
+					worker_id, gap->lost_messages, gap->topic, gap->partition, gap->reason),
+			 errdetail("The worker expected offset " INT64_FORMAT " but the partition holds "
+					   "offsets " INT64_FORMAT " to " INT64_FORMAT "; it resumes at " INT64_FORMAT
+					   ". The gap is recorded in pinpipe.offset_gaps.",
+					   gap->expected_offset, lo, hi, lo)));
+		pp_set_error(worker_id, INT64_FORMAT " messages of %s partition %d lost: %s",
+					 gap->lost_messages, gap->topic, gap->partition, gap->reason);
+		pp_report_lost_messages(worker_id, kind, gap->lost_messages);
+		return;
+	}
+	ereport(WARNING,
+			(errmsg("pinpipe worker %d: %s partition %d ends at offset " INT64_FORMAT
+					", before the stored offset " INT64_FORMAT,
+					worker_id, gap->topic, gap->partition, hi, gap->expected_offset),
+			 errdetail("The partition now runs from offset " INT64_FORMAT " to its end at "
+					   "" INT64_FORMAT ": the topic was deleted and created again, or the "
+					   "broker lost messages. The worker resumes at offset " INT64_FORMAT
+					   "; the gap is recorded in pinpipe.offset_gaps.",
+					   lo, hi, lo),
+			 errhint("Messages of the new topic at offsets already stored in pinpipe.%s_raw "
+					 "(partition %d, below " INT64_FORMAT ") become dead letters with a "
+					 "duplicate key error, payloads kept. Archive and delete a topic's "
+					 "raw rows before recreating it.",
+					 pp_kind_name(kind), gap->partition, gap->expected_offset)));
+	pp_set_error(worker_id,
+				 "%s partition %d ends at " INT64_FORMAT " before the stored offset " INT64_FORMAT
+				 " (topic recreated?), resuming at " INT64_FORMAT,
+				 gap->topic, gap->partition, hi, gap->expected_offset, lo);
+}
+
+/*
  * Resume partitions whose stored offset is out of the broker's range. When
  * retention deleted messages before they were read, the gap is recorded in
  * pinpipe.offset_gaps (with the new offset, in one transaction) and logged:
@@ -572,99 +755,18 @@ handle_offset_resets(void)
 {
 	for (int i = 0; i < nresets; i++)
 	{
-		TopicState *t = &topics[resets[i].kind];
 		PartState *ps = find_part(resets[i].kind, resets[i].partition);
-		int64 lo, hi, lost;
-		const char *reason;
-		rd_kafka_resp_err_t err;
-		PPOffset off;
-		Datum args[6];
-		Oid types[6] = { TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID };
+		PPOffsetGap gap;
+		int64 hi;
 
-		if (ps == NULL)
-			continue;
-		err = rd_kafka_query_watermark_offsets(rk, t->name, ps->partition, &lo, &hi,
-											   WATERMARK_TIMEOUT_MS);
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-							errmsg("could not read the offsets of %s partition %d: %s", t->name,
-								   ps->partition, rd_kafka_err2str(err))));
-		if (ps->next_offset >= lo && ps->next_offset <= hi)
-			continue; /* in range again: just reassign */
-		lost = ps->next_offset < lo ? lo - ps->next_offset : 0;
-		reason = ps->next_offset < lo
-					 ? "deleted by retention before they were read"
-					 : "stored offset is beyond the end of the partition (was the topic "
-					   "recreated?)";
-
-		begin_xact();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		args[0] = CStringGetTextDatum(t->name);
-		args[1] = Int32GetDatum(ps->partition);
-		args[2] = Int64GetDatum(ps->next_offset);
-		args[3] = Int64GetDatum(lo);
-		args[4] = Int64GetDatum(lost);
-		args[5] = CStringGetTextDatum(reason);
-		if (SPI_execute_with_args("INSERT INTO pinpipe.offset_gaps (topic, kafka_partition, "
-								  "expected_offset, resumed_offset, lost_messages, reason) "
-								  "VALUES ($1, $2, $3, $4, $5, $6)",
-								  6, types, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "pinpipe: recording an offset gap failed");
-		SPI_finish();
-		off.topic = t->name;
-		off.partition = ps->partition;
-		off.next_offset = lo;
-		pp_store_offsets(&off, 1);
+		if (ps == NULL || !find_offset_gap(&topics[resets[i].kind], ps, &gap, &hi))
+			continue; /* not ours, or in range again: just reassign */
+		if (!begin_extension_xact())
+			break; /* the extension changed: its own offsets decide */
+		pp_store_offset_gap(&gap);
 		finish_xact();
-
-		if (ps->next_offset < lo)
-		{
-			ereport(WARNING,
-					(errmsg("pinpipe worker %d: " INT64_FORMAT " messages of %s partition %d were "
-							"lost: %s",
-							worker_id, lost, t->name, ps->partition, reason),
-					 errdetail(
-						 "The worker expected offset " INT64_FORMAT " but the partition holds "
-						 "offsets " INT64_FORMAT " to " INT64_FORMAT "; it resumes at " INT64_FORMAT
-						 ". The gap is recorded in pinpipe.offset_gaps.",
-						 ps->next_offset, lo, hi, lo)));
-			pp_set_error(worker_id, INT64_FORMAT " messages of %s partition %d lost: %s", lost,
-						 t->name, ps->partition, reason);
-		}
-		else
-		{
-			const char *kind = pp_kind_name(resets[i].kind);
-
-			ereport(
-				WARNING,
-				(errmsg("pinpipe worker %d: %s partition %d ends at offset " INT64_FORMAT
-						", before the stored offset " INT64_FORMAT,
-						worker_id, t->name, ps->partition, hi, ps->next_offset),
-				 errdetail("The partition now runs from offset " INT64_FORMAT " to its end at "
-						   "" INT64_FORMAT ": the topic was deleted and created again, or the "
-						   "broker lost messages. The worker resumes at offset " INT64_FORMAT
-						   "; the gap is recorded in pinpipe.offset_gaps.",
-						   lo, hi, lo),
-				 errhint("Messages of the new topic at offsets already stored in pinpipe.%s_raw "
-						 "(partition %d, below " INT64_FORMAT ") become dead letters with a "
-						 "duplicate key error, payloads kept. Archive and delete a topic's "
-						 "raw rows before recreating it.",
-						 kind, ps->partition, ps->next_offset)));
-			pp_set_error(worker_id,
-						 "%s partition %d ends at " INT64_FORMAT
-						 " before the stored offset " INT64_FORMAT
-						 " (topic recreated?), resuming at " INT64_FORMAT,
-						 t->name, ps->partition, hi, ps->next_offset, lo);
-		}
-		{
-			PPWorkerStatus *w = &pp_shared->workers[worker_id];
-
-			SpinLockAcquire(&w->mutex);
-			w->topics[resets[i].kind].lost_messages += lost;
-			SpinLockRelease(&w->mutex);
-		}
-		ps->next_offset = lo;
+		report_offset_gap(resets[i].kind, &gap, hi);
+		ps->next_offset = gap.resumed_offset;
 	}
 	nresets = 0;
 	need_assign = true;
@@ -722,17 +824,15 @@ kafka_time(int64 ms)
 		   (TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
 }
 
-/* Write the collected batch and its offsets in one transaction. */
-static void
-write_batch(void)
+/*
+ * Turn the collected Kafka messages into batch_pp, skipping those stored
+ * already; fill offsets (and parts, their partitions) with each partition's
+ * next offset. Returns the number of offsets.
+ */
+static int
+gather_messages(PPOffset *offsets, PartState **parts)
 {
-	PPOffset *offsets = palloc(sizeof(PPOffset) * batch_n);
-	PartState **parts = palloc(sizeof(PartState *) * batch_n);
 	int noffsets = 0;
-	const char *names[PP_NKINDS];
-	PPSinkResult result;
-	rd_kafka_topic_partition_list_t *commit;
-	TimestampTz now;
 
 	batch_pp_n = 0;
 	for (int i = 0; i < batch_n; i++)
@@ -775,21 +875,58 @@ write_batch(void)
 		}
 		offsets[o].next_offset = m->offset + 1;
 	}
-	if (batch_pp_n == 0)
-		return;
+	return noffsets;
+}
+
+/*
+ * Decode every message (decode.c); one that fails becomes a dead letter with
+ * the decoder's error. The decoder's allocations come from json_cxt.
+ */
+static void
+decode_messages(PPMessage *msgs, int nmsgs, size_t max_message_bytes)
+{
+	char errbuf[PP_ERRBUF_SIZE];
+
+	for (int i = 0; i < nmsgs; i++)
+	{
+		PPMessage *m = &msgs[i];
+
+		m->error = NULL;
+		m->decoded = pp_decode(m->kind, m->payload, m->len, max_message_bytes, &m->rec, errbuf,
+							   sizeof(errbuf));
+		if (!m->decoded)
+			m->error = pstrdup(errbuf);
+	}
+}
+
+/*
+ * Write the decoded batch and its offsets in one transaction (sink.c). False,
+ * with nothing written, if the extension changed under the worker.
+ */
+static bool
+store_batch(const PPOffset *offsets, int noffsets, PPSinkResult *result)
+{
+	const char *names[PP_NKINDS];
+
 	for (int k = 0; k < PP_NKINDS; k++)
 		names[k] = topics[k].name;
-
+	if (!begin_extension_xact())
+		return false;
 	pgstat_report_activity(STATE_RUNNING, "pinpipe: writing a batch");
-	begin_xact();
 	pp_sink_write(batch_pp, batch_pp_n, names, offsets, noffsets,
-				  (size_t) pinpipe_max_message_bytes, &result);
+				  (PPWriteMethod) pinpipe_write_method, result);
 	finish_xact();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
+	return true;
+}
 
-	/* committed: advance, report, and tell the broker (informational) */
-	commit = rd_kafka_topic_partition_list_new(noffsets);
+/* After the commit: advance the partitions, and tell the broker (informational). */
+static void
+advance_offsets(const PPOffset *offsets, PartState **parts, int noffsets)
+{
+	rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(noffsets);
+
 	for (int o = 0; o < noffsets; o++)
 	{
 		parts[o]->next_offset = offsets[o].next_offset;
@@ -798,27 +935,27 @@ write_batch(void)
 	}
 	(void) rd_kafka_commit(rk, commit, 1);
 	rd_kafka_topic_partition_list_destroy(commit);
+}
 
-	now = GetCurrentTimestamp();
-	{
-		PPWorkerStatus *w = &pp_shared->workers[worker_id];
+/* The collected batch: Kafka messages -> decode -> sink (rows, offsets) -> status. */
+static void
+write_batch(void)
+{
+	PPOffset *offsets = palloc(sizeof(PPOffset) * batch_n);
+	PartState **parts = palloc(sizeof(PartState *) * batch_n);
+	int noffsets;
+	PPSinkResult result;
 
-		SpinLockAcquire(&w->mutex);
-		for (int k = 0; k < PP_NKINDS; k++)
-		{
-			PPTopicStatus *t = &w->topics[k];
-
-			if (result.rows[k] + result.dead_letters[k] == 0)
-				continue;
-			t->messages += result.rows[k] + result.dead_letters[k];
-			t->dead_letters += result.dead_letters[k];
-			t->batches++;
-			t->last_batch_at = now;
-		}
-		SpinLockRelease(&w->mutex);
-	}
+	noffsets = gather_messages(offsets, parts);
+	if (batch_pp_n == 0)
+		return;
+	decode_messages(batch_pp, batch_pp_n, (size_t) pinpipe_max_message_bytes);
+	if (!store_batch(offsets, noffsets, &result))
+		return;
+	advance_offsets(offsets, parts, noffsets);
+	pp_report_batch(worker_id, result.rows, result.dead_letters);
 	publish_partitions();
-	pp_history_count(worker_id, names, result.rows, result.dead_letters);
+	pp_history_count(worker_id, result.rows, result.dead_letters);
 }
 
 static void
@@ -887,8 +1024,8 @@ consume_once(void)
 	if (last_metadata == 0 ||
 		TimestampDifferenceExceeds(last_metadata, GetCurrentTimestamp(), METADATA_INTERVAL_MS))
 		refresh_metadata();
-	if (need_assign)
-		assign_partitions();
+	if (need_assign && !assign_partitions())
+		return;
 
 	pause_partitions(false);
 

@@ -10,6 +10,9 @@
 #   bash test/demo.sh            about 3,000 records at 300 a second
 #   bash test/demo.sh --short    300 records (used by CI)
 #   bash test/demo.sh --keep     leave the broker, the cluster and the dashboard running
+#   bash test/demo.sh --rest     post over HTTP, as the original producers do:
+#                                emulator -> pinpipe-rest (REST Proxy v2 shape,
+#                                under the stage /dev) -> Kafka -> worker
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PP_TOP"
@@ -17,11 +20,13 @@ cd "$PP_TOP"
 COUNT=3000
 RATE=300
 KEEP=false
+REST=false
 for arg in "$@"; do
 	case "$arg" in
 	--short) COUNT=300 RATE=150 ;;
 	--keep) KEEP=true ;;
-	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--rest) REST=true ;;
+	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "unknown option $arg" >&2; exit 2 ;;
 	esac
 done
@@ -36,6 +41,20 @@ say "starting the embedded Kafka broker (pinpipe-broker)"
 pp_broker_start demo --partitions 6 --prefix pinterest
 echo "bootstrap address: $PP_BROKER"
 
+TARGET=(--brokers "$PP_BROKER")
+if [ "$REST" = true ]; then
+	say "starting the HTTP front door (pinpipe-rest) in front of the broker"
+	PP_REST_LOG=$(mktemp /tmp/pinpipe-rest-demo.XXXXXX)
+	src/bin/pinpipe-rest --brokers "$PP_BROKER" --listen 127.0.0.1:0 --base-path /dev \
+		--stream-prefix pinterest --key-field index,ind --quiet >"$PP_REST_LOG" 2>&1 &
+	PP_REST_PID=$!
+	for _ in $(seq 100); do grep -q '^listening on' "$PP_REST_LOG" && break; sleep 0.1; done
+	REST_URL=$(sed -n 's/^listening on //p' "$PP_REST_LOG")
+	[ -n "$REST_URL" ] || { cat "$PP_REST_LOG" >&2; exit 1; }
+	echo "invoke URL: $REST_URL/dev (the producers post to $REST_URL/dev/topics/pinterest.pin ...)"
+	TARGET=(--rest "$REST_URL/dev")
+fi
+
 say "starting a throwaway PostgreSQL cluster with the worker preloaded"
 PP_WORK=$(mktemp -d /tmp/pinpipe-demo.XXXXXX)
 DASH_PID=
@@ -47,6 +66,8 @@ cleanup() {
 		echo "Stop with: kill $PP_BROKER_PID ${DASH_PID}; runuser -u $PP_SERVER_USER -- $PP_BIN/pg_ctl -D $PP_PGDATA stop"
 	else
 		[ -n "$DASH_PID" ] && kill "$DASH_PID" 2>/dev/null
+		[ -n "${PP_REST_PID:-}" ] && kill "$PP_REST_PID" 2>/dev/null && wait "$PP_REST_PID" 2>/dev/null
+		[ -n "${PP_REST_LOG:-}" ] && rm -f "$PP_REST_LOG"
 		pp_brokers_stop
 		pp_cluster_stop
 		rm -rf "$PP_WORK"
@@ -78,7 +99,7 @@ fi
 echo "cluster on port $PGPORT, data in $PP_PGDATA"
 
 say "posting $COUNT records (pin, geo and user: $((COUNT * 3)) messages) at $RATE records/s"
-"$PP_EMULATE_BIN" --brokers "$PP_BROKER" --prefix pinterest --count "$COUNT" --rate "$RATE" --seed 2024 \
+"$PP_EMULATE_BIN" "${TARGET[@]}" --prefix pinterest --count "$COUNT" --rate "$RATE" --seed 2024 \
 	--data data --quiet 2>"$PP_WORK/emulate.log" &
 emu=$!
 printf '%8s  %10s  %10s  %8s  %12s\n' seconds messages rows lag dead_letters

@@ -10,7 +10,9 @@ PP_PGVERSION=${PP_PGVERSION:-15}
 PP_BIN=${PP_BIN:-/usr/lib/postgresql/$PP_PGVERSION/bin}
 PP_PACKAGES="build-essential postgresql-$PP_PGVERSION postgresql-server-dev-$PP_PGVERSION
     postgresql-client-$PP_PGVERSION libipc-run-perl librdkafka-dev libjansson-dev kcat
-    postgresql-$PP_PGVERSION-cron clang-format"
+    postgresql-$PP_PGVERSION-cron clang-format
+    libmicrohttpd-dev libcurl4-openssl-dev curl wrk python3-requests openssl
+    libpq-dev chromium libjs-chart.js nodejs"
 
 pp_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 

@@ -29,6 +29,9 @@ export PP_PRIVATE_INSTALL=1
 cd "$PP_TOP"
 
 pp_install_deps || exit 1
+# Packages only some tests need: valgrind (test/t/valgrind.pl), clang-14 and
+# its libFuzzer runtime (test/t/fuzz_smoke.pl).
+PP_PACKAGES="valgrind clang-14 libclang-rt-14-dev" pp_install_deps || exit 1
 pp_log "building"
 if ! pp_build; then
 	[ -n "${PP_PRIVATE_ROOT:-}" ] && rm -rf "$PP_PRIVATE_ROOT"

@@ -366,14 +366,219 @@ print_status(void)
 		len ? down : "none");
 }
 
-/* Check a command's argument count, reporting its syntax when wrong. */
-static int
-want_args(int ntok, int n, const char *syntax)
+/*
+ * The control commands. Each gets its arguments (argv[0] is the command
+ * name), checked for number already; it reports its own result and returns
+ * 0, or returns a librdkafka error for run_command to report.
+ */
+typedef rd_kafka_resp_err_t (*CommandFn)(char **argv);
+
+typedef struct
 {
-	if (ntok == n + 1)
-		return 1;
-	cmd_fail("usage: %s", syntax);
-	return 0;
+	const char *name;
+	int nargs;
+	const char *syntax;
+	CommandFn fn;
+} Command;
+
+/* down BROKER, up BROKER */
+static rd_kafka_resp_err_t
+cmd_down_up(char **argv)
+{
+	int down = argv[0][0] == 'd';
+	char label[64];
+	long id;
+	rd_kafka_resp_err_t err;
+
+	if (parse_broker(argv[1], &id) != 0)
+	{
+		cmd_fail("no broker \"%s\" (brokers are 1..%d, or -1 for all)", argv[1], broker_count);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	err = down ? rd_kafka_mock_broker_set_down(mcluster, (int32_t) id)
+			   : rd_kafka_mock_broker_set_up(mcluster, (int32_t) id);
+	if (!err)
+	{
+		note_broker_state(id, down);
+		say("%s %s", broker_label(id, label, sizeof(label)), down ? "down" : "up");
+	}
+	return err;
+}
+
+static rd_kafka_resp_err_t
+cmd_rtt(char **argv)
+{
+	char label[64];
+	long id, n;
+	rd_kafka_resp_err_t err;
+
+	if (parse_broker(argv[1], &id) != 0 || parse_int(argv[2], 0, INT_MAX, &n) != 0)
+	{
+		cmd_fail("bad broker \"%s\" or milliseconds \"%s\"", argv[1], argv[2]);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	err = rd_kafka_mock_broker_set_rtt(mcluster, (int32_t) id, (int) n);
+	if (!err)
+		say("%s rtt %ld ms", broker_label(id, label, sizeof(label)), n);
+	return err;
+}
+
+static rd_kafka_resp_err_t
+cmd_error(char **argv)
+{
+	int16_t key;
+	long n;
+	rd_kafka_resp_err_t code;
+	rd_kafka_resp_err_t *codes;
+
+	if (parse_api(argv[1], &key) != 0)
+	{
+		cmd_fail("unknown API \"%s\"", argv[1]);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	if (parse_int(argv[2], 1, MAX_ERRORS, &n) != 0)
+	{
+		cmd_fail("bad count \"%s\" (1..%d)", argv[2], MAX_ERRORS);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	if (parse_error(argv[3], &code) != 0)
+	{
+		cmd_fail("unknown error name \"%s\"", argv[3]);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	codes = malloc(sizeof(*codes) * (size_t) n);
+	if (codes == NULL)
+	{
+		cmd_fail("out of memory");
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	for (long i = 0; i < n; i++)
+		codes[i] = code;
+	rd_kafka_mock_push_request_errors_array(mcluster, key, (size_t) n, codes);
+	free(codes);
+	say("next %ld %s(%d) requests fail with %s (%d)", n, api_name(key), key,
+		rd_kafka_err2name(code), (int) code);
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t
+cmd_clear(char **argv)
+{
+	int16_t key;
+
+	if (parse_api(argv[1], &key) != 0)
+	{
+		cmd_fail("unknown API \"%s\"", argv[1]);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	rd_kafka_mock_clear_request_errors(mcluster, key);
+	say("cleared %s(%d) errors", api_name(key), key);
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t
+cmd_leader(char **argv)
+{
+	long part, id;
+	rd_kafka_resp_err_t err;
+
+	if (parse_int(argv[2], 0, INT_MAX, &part) != 0 || parse_int(argv[3], -1, INT_MAX, &id) != 0)
+	{
+		cmd_fail("bad partition \"%s\" or broker \"%s\"", argv[2], argv[3]);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	err = rd_kafka_mock_partition_set_leader(mcluster, argv[1], (int32_t) part, (int32_t) id);
+	if (!err)
+		say("%s [%ld] leader %ld", argv[1], part, id);
+	return err;
+}
+
+static rd_kafka_resp_err_t
+cmd_topic(char **argv)
+{
+	long n;
+	rd_kafka_resp_err_t err;
+
+	if (!valid_topic_name(argv[1]))
+	{
+		cmd_fail("bad topic name \"%s\"", argv[1]);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	if (parse_int(argv[2], 1, MAX_PARTITIONS, &n) != 0)
+	{
+		cmd_fail("bad partition count \"%s\" (1..%d)", argv[2], MAX_PARTITIONS);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	err = rd_kafka_mock_topic_create(mcluster, argv[1], (int) n, replication_factor);
+	if (!err)
+		say("topic %s created with %ld partitions", argv[1], n);
+	return err;
+}
+
+static rd_kafka_resp_err_t
+cmd_topic_error(char **argv)
+{
+	rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (!valid_topic_name(argv[1]))
+	{
+		cmd_fail("bad topic name \"%s\"", argv[1]);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	if (strcasecmp(argv[2], "clear") != 0 && parse_error(argv[2], &code) != 0)
+	{
+		cmd_fail("unknown error name \"%s\"", argv[2]);
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	rd_kafka_mock_topic_set_error(mcluster, argv[1], code);
+	if (code == RD_KAFKA_RESP_ERR_NO_ERROR)
+		say("topic %s: error cleared", argv[1]);
+	else
+		say("topic %s: metadata reports %s (%d)", argv[1], rd_kafka_err2name(code), (int) code);
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t
+cmd_status(char **argv)
+{
+	(void) argv;
+	print_status();
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t cmd_help(char **argv);
+
+static const Command commands[] = {
+	{ "down", 1, "down BROKER", cmd_down_up },
+	{ "up", 1, "up BROKER", cmd_down_up },
+	{ "rtt", 2, "rtt BROKER MS", cmd_rtt },
+	{ "error", 3, "error API COUNT ERROR", cmd_error },
+	{ "clear", 1, "clear API", cmd_clear },
+	{ "leader", 3, "leader TOPIC PARTITION BROKER", cmd_leader },
+	{ "topic", 2, "topic NAME PARTITIONS", cmd_topic },
+	{ "topic-error", 2, "topic-error NAME ERROR|clear", cmd_topic_error },
+	{ "status", 0, "status", cmd_status },
+	{ "help", 0, "help", cmd_help },
+};
+
+#define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
+
+/* help: every command's syntax but its own */
+static rd_kafka_resp_err_t
+cmd_help(char **argv)
+{
+	char buf[512] = "commands:";
+	size_t len = strlen(buf);
+
+	(void) argv;
+	for (int i = 0; i < NCOMMANDS && len < sizeof(buf); i++)
+	{
+		if (commands[i].fn != cmd_help)
+			len += snprintf(buf + len, sizeof(buf) - len, "%s %s", i > 0 ? " |" : "",
+							commands[i].syntax);
+	}
+	say("%s", buf);
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /* Run one control command line and report its result on stderr. */
@@ -383,10 +588,7 @@ run_command(char *line)
 	char *tok[MAX_TOKENS];
 	int ntok = 0;
 	char *save = NULL;
-	char label[64];
-	long id, n, part;
-	int16_t key;
-	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_resp_err_t err;
 
 	snprintf(current_command, sizeof(current_command), "%s", line);
 	current_command[strcspn(current_command, "\r\n")] = '\0';
@@ -396,171 +598,23 @@ run_command(char *line)
 	if (ntok == 0 || tok[0][0] == '#')
 		return;
 
-	if (strcmp(tok[0], "down") == 0 || strcmp(tok[0], "up") == 0)
+	for (int i = 0; i < NCOMMANDS; i++)
 	{
-		int down = tok[0][0] == 'd';
+		const Command *c = &commands[i];
 
-		if (!want_args(ntok, 1, down ? "down BROKER" : "up BROKER"))
-			return;
-		if (parse_broker(tok[1], &id) != 0)
+		if (strcmp(tok[0], c->name) != 0)
+			continue;
+		if (ntok != c->nargs + 1)
 		{
-			cmd_fail("no broker \"%s\" (brokers are 1..%d, or -1 for all)", tok[1], broker_count);
+			cmd_fail("usage: %s", c->syntax);
 			return;
 		}
-		err = down ? rd_kafka_mock_broker_set_down(mcluster, (int32_t) id)
-				   : rd_kafka_mock_broker_set_up(mcluster, (int32_t) id);
-		if (!err)
-		{
-			note_broker_state(id, down);
-			say("%s %s", broker_label(id, label, sizeof(label)), down ? "down" : "up");
-			return;
-		}
-	}
-	else if (strcmp(tok[0], "rtt") == 0)
-	{
-		if (!want_args(ntok, 2, "rtt BROKER MS"))
-			return;
-		if (parse_broker(tok[1], &id) != 0 || parse_int(tok[2], 0, INT_MAX, &n) != 0)
-		{
-			cmd_fail("bad broker \"%s\" or milliseconds \"%s\"", tok[1], tok[2]);
-			return;
-		}
-		err = rd_kafka_mock_broker_set_rtt(mcluster, (int32_t) id, (int) n);
-		if (!err)
-		{
-			say("%s rtt %ld ms", broker_label(id, label, sizeof(label)), n);
-			return;
-		}
-	}
-	else if (strcmp(tok[0], "error") == 0)
-	{
-		rd_kafka_resp_err_t code;
-		rd_kafka_resp_err_t *codes;
-
-		if (!want_args(ntok, 3, "error API COUNT ERROR"))
-			return;
-		if (parse_api(tok[1], &key) != 0)
-		{
-			cmd_fail("unknown API \"%s\"", tok[1]);
-			return;
-		}
-		if (parse_int(tok[2], 1, MAX_ERRORS, &n) != 0)
-		{
-			cmd_fail("bad count \"%s\" (1..%d)", tok[2], MAX_ERRORS);
-			return;
-		}
-		if (parse_error(tok[3], &code) != 0)
-		{
-			cmd_fail("unknown error name \"%s\"", tok[3]);
-			return;
-		}
-		codes = malloc(sizeof(*codes) * (size_t) n);
-		if (codes == NULL)
-		{
-			cmd_fail("out of memory");
-			return;
-		}
-		for (long i = 0; i < n; i++)
-			codes[i] = code;
-		rd_kafka_mock_push_request_errors_array(mcluster, key, (size_t) n, codes);
-		free(codes);
-		say("next %ld %s(%d) requests fail with %s (%d)", n, api_name(key), key,
-			rd_kafka_err2name(code), (int) code);
+		err = c->fn(tok);
+		if (err)
+			cmd_fail("%s", rd_kafka_err2str(err));
 		return;
 	}
-	else if (strcmp(tok[0], "clear") == 0)
-	{
-		if (!want_args(ntok, 1, "clear API"))
-			return;
-		if (parse_api(tok[1], &key) != 0)
-		{
-			cmd_fail("unknown API \"%s\"", tok[1]);
-			return;
-		}
-		rd_kafka_mock_clear_request_errors(mcluster, key);
-		say("cleared %s(%d) errors", api_name(key), key);
-		return;
-	}
-	else if (strcmp(tok[0], "leader") == 0)
-	{
-		if (!want_args(ntok, 3, "leader TOPIC PARTITION BROKER"))
-			return;
-		if (parse_int(tok[2], 0, INT_MAX, &part) != 0 || parse_int(tok[3], -1, INT_MAX, &id) != 0)
-		{
-			cmd_fail("bad partition \"%s\" or broker \"%s\"", tok[2], tok[3]);
-			return;
-		}
-		err = rd_kafka_mock_partition_set_leader(mcluster, tok[1], (int32_t) part, (int32_t) id);
-		if (!err)
-		{
-			say("%s [%ld] leader %ld", tok[1], part, id);
-			return;
-		}
-	}
-	else if (strcmp(tok[0], "topic") == 0)
-	{
-		if (!want_args(ntok, 2, "topic NAME PARTITIONS"))
-			return;
-		if (!valid_topic_name(tok[1]))
-		{
-			cmd_fail("bad topic name \"%s\"", tok[1]);
-			return;
-		}
-		if (parse_int(tok[2], 1, MAX_PARTITIONS, &n) != 0)
-		{
-			cmd_fail("bad partition count \"%s\" (1..%d)", tok[2], MAX_PARTITIONS);
-			return;
-		}
-		err = rd_kafka_mock_topic_create(mcluster, tok[1], (int) n, replication_factor);
-		if (!err)
-		{
-			say("topic %s created with %ld partitions", tok[1], n);
-			return;
-		}
-	}
-	else if (strcmp(tok[0], "topic-error") == 0)
-	{
-		rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
-
-		if (!want_args(ntok, 2, "topic-error NAME ERROR|clear"))
-			return;
-		if (!valid_topic_name(tok[1]))
-		{
-			cmd_fail("bad topic name \"%s\"", tok[1]);
-			return;
-		}
-		if (strcasecmp(tok[2], "clear") != 0 && parse_error(tok[2], &code) != 0)
-		{
-			cmd_fail("unknown error name \"%s\"", tok[2]);
-			return;
-		}
-		rd_kafka_mock_topic_set_error(mcluster, tok[1], code);
-		if (code == RD_KAFKA_RESP_ERR_NO_ERROR)
-			say("topic %s: error cleared", tok[1]);
-		else
-			say("topic %s: metadata reports %s (%d)", tok[1], rd_kafka_err2name(code), (int) code);
-		return;
-	}
-	else if (strcmp(tok[0], "status") == 0)
-	{
-		if (!want_args(ntok, 0, "status"))
-			return;
-		print_status();
-		return;
-	}
-	else if (strcmp(tok[0], "help") == 0)
-	{
-		say("commands: down BROKER | up BROKER | rtt BROKER MS | error API COUNT ERROR | "
-			"clear API | leader TOPIC PARTITION BROKER | topic NAME PARTITIONS | "
-			"topic-error NAME ERROR|clear | status");
-		return;
-	}
-	else
-	{
-		cmd_fail("unknown command (try \"help\")");
-		return;
-	}
-	cmd_fail("%s", rd_kafka_err2str(err));
+	cmd_fail("unknown command (try \"help\")");
 }
 
 /* Create a topic at startup; returns 0 on success. */
@@ -921,7 +975,7 @@ main(int argc, char **argv)
 	/*
 	 * The mock cluster and its handle are left for the process exit to
 	 * reclaim: rd_kafka_mock_cluster_destroy() in librdkafka 2.0.2 reads
-	 * memory its own thread has freed (valgrind shows it, test/valgrind_tools.sh).
+	 * memory its own thread has freed (valgrind shows it, test/t/valgrind.pl).
 	 */
 	free(topics);
 	return status == 0 ? 0 : 1;

@@ -28,14 +28,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+
+#include "kafka_config.h"
 
 #ifndef PP_DATADIR
 #define PP_DATADIR "/usr/share/postgresql/pinpipe"
 #endif
 
 #define PROGNAME "pinpipe-emulate"
+
+#define conf_set(conf, key, value) pp_tool_conf_set(conf, PROGNAME, key, value)
 
 #define NS_PER_SEC         INT64_C(1000000000)
 #define NS_PER_MS          INT64_C(1000000)
@@ -143,6 +148,9 @@ typedef struct Options
 	const char *datadir;
 	bool dry_run;
 	bool quiet;
+	const char *rest_url;     /* post over HTTP to pinpipe-rest (or a REST Proxy) */
+	unsigned long rest_batch; /* rows a request */
+	bool rest_streams;        /* the Kinesis PutRecord(s) shape instead */
 } Options;
 
 /* xoshiro256** state */
@@ -162,6 +170,16 @@ typedef struct Emulator
 
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt[N_TABLES];
+
+	/* --rest: one keep-alive HTTP client, a pending batch a topic */
+	CURL *curl;
+	char rest_target[N_TABLES][MAX_TOPIC_NAME_LEN + 1024];
+	char *batch[N_TABLES];
+	size_t batch_len[N_TABLES];
+	size_t batch_cap[N_TABLES];
+	unsigned long batch_rows[N_TABLES];
+	char *reply;
+	size_t reply_len;
 
 	unsigned long long records;
 	unsigned long long produced[N_TABLES];
@@ -296,7 +314,7 @@ usage(FILE *out)
 			"\n"
 			"Options:\n"
 			"  --brokers LIST        Kafka bootstrap servers, host:port[,host:port...]\n"
-			"                        (required unless --dry-run)\n"
+			"                        (required unless --rest or --dry-run)\n"
 			"  --prefix P            topic prefix (default: pinterest)\n"
 			"  --count N             records to post, 0 = unlimited (default: 1000, or\n"
 			"                        unlimited when --duration is given)\n"
@@ -313,6 +331,13 @@ usage(FILE *out)
 			"                        partitioner=murmur2_random\n"
 			"  --data DIR            directory of pin.jsonl, geo.jsonl, user.jsonl\n"
 			"                        (default: " PP_DATADIR ")\n"
+			"  --rest URL            post over HTTP to pinpipe-rest (or a Kafka REST Proxy)\n"
+			"                        at URL, as the original producers do: POST\n"
+			"                        URL/topics/PREFIX.pin (REST Proxy v2 json, no key)\n"
+			"  --rest-batch N        rows a request (default 1, as the original)\n"
+			"  --rest-streams        the streaming shape instead: PUT\n"
+			"                        URL/streams/streaming-PREFIX-pin/record (records\n"
+			"                        with --rest-batch above 1), PartitionKey the ind\n"
 			"  --dry-run             write \"topic<TAB>key<TAB>value\" lines to stdout\n"
 			"                        instead of posting to Kafka\n"
 			"  --quiet               no progress line and no messages but errors and the\n"
@@ -399,6 +424,9 @@ parse_options(int argc, char **argv, Options *opt)
 		OPT_DATA,
 		OPT_DRY_RUN,
 		OPT_QUIET,
+		OPT_REST,
+		OPT_REST_BATCH,
+		OPT_REST_STREAMS,
 	};
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, OPT_BROKERS },
@@ -413,6 +441,9 @@ parse_options(int argc, char **argv, Options *opt)
 		{ "data", required_argument, NULL, OPT_DATA },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "rest", required_argument, NULL, OPT_REST },
+		{ "rest-batch", required_argument, NULL, OPT_REST_BATCH },
+		{ "rest-streams", no_argument, NULL, OPT_REST_STREAMS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -472,6 +503,17 @@ parse_options(int argc, char **argv, Options *opt)
 			case OPT_QUIET:
 				opt->quiet = true;
 				break;
+			case OPT_REST:
+				opt->rest_url = optarg;
+				break;
+			case OPT_REST_BATCH:
+				opt->rest_batch = (unsigned long) parse_ull("--rest-batch", optarg);
+				if (opt->rest_batch == 0 || opt->rest_batch > 100000)
+					usage_error("invalid value for %s (1 to 100000)", "--rest-batch");
+				break;
+			case OPT_REST_STREAMS:
+				opt->rest_streams = true;
+				break;
 			case 'h':
 				usage(stdout);
 				exit(0);
@@ -483,89 +525,19 @@ parse_options(int argc, char **argv, Options *opt)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (!opt->dry_run && (opt->brokers == NULL || opt->brokers[0] == '\0'))
-		usage_error("%s is required (or use --dry-run)", "--brokers");
+	if (opt->rest_url != NULL && opt->dry_run)
+		usage_error("%s and --dry-run exclude each other", "--rest");
+	if ((opt->rest_batch > 0 || opt->rest_streams) && opt->rest_url == NULL)
+		usage_error("%s needs --rest", opt->rest_streams ? "--rest-streams" : "--rest-batch");
+	if (opt->rest_batch == 0)
+		opt->rest_batch = 1;
+	if (!opt->dry_run && opt->rest_url == NULL && (opt->brokers == NULL || opt->brokers[0] == '\0'))
+		usage_error("%s is required (or use --rest or --dry-run)", "--brokers");
 	if (!valid_prefix(opt->prefix))
 		usage_error("invalid topic prefix \"%s\" (use letters, digits, '.', '_' and '-')",
 					opt->prefix);
 	if (!opt->count_set && opt->duration > 0)
 		opt->count = 0;
-}
-
-/* ---------------------------------------------------------------- Kafka config */
-
-static bool
-conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
-{
-	char errstr[512];
-
-	if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-	{
-		fprintf(stderr, PROGNAME ": cannot set Kafka property \"%s\": %s\n", key, errstr);
-		return false;
-	}
-	return true;
-}
-
-/*
- * Apply --kafka-config "k=v,k=v" to conf: items are separated by commas, "\,"
- * is a literal comma and "\\" a backslash; spaces around keys and values and
- * empty items are skipped.
- */
-static bool
-apply_kafka_config(rd_kafka_conf_t *conf, const char *spec)
-{
-	size_t n = strlen(spec);
-	char *item = malloc(n + 1);
-	const char *p = spec;
-	bool ok = true;
-
-	if (item == NULL)
-	{
-		fprintf(stderr, PROGNAME ": out of memory\n");
-		return false;
-	}
-	while (ok && *p != '\0')
-	{
-		size_t len = 0;
-		char *eq;
-		char *key;
-		char *value;
-
-		while (*p != '\0' && *p != ',')
-		{
-			if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
-				p++;
-			item[len++] = *p++;
-		}
-		if (*p == ',')
-			p++;
-		item[len] = '\0';
-
-		key = item;
-		while (*key == ' ')
-			key++;
-		if (*key == '\0')
-			continue;
-		eq = strchr(key, '=');
-		if (eq == NULL || eq == key)
-		{
-			fprintf(stderr, PROGNAME ": --kafka-config: expected key=value, got \"%s\"\n", key);
-			ok = false;
-			break;
-		}
-		*eq = '\0';
-		for (char *e = eq - 1; e > key && *e == ' '; e--)
-			*e = '\0';
-		value = eq + 1;
-		while (*value == ' ')
-			value++;
-		for (char *e = value + strlen(value); e > value && e[-1] == ' '; e--)
-			e[-1] = '\0';
-		ok = conf_set(conf, key, value);
-	}
-	free(item);
-	return ok;
 }
 
 /* Build the producer configuration: our defaults, then the user's properties. */
@@ -577,7 +549,8 @@ make_kafka_conf(const Options *opt)
 	if ((opt->brokers != NULL && !conf_set(conf, "bootstrap.servers", opt->brokers)) ||
 		!conf_set(conf, "client.id", PROGNAME) || !conf_set(conf, "enable.idempotence", "true") ||
 		!conf_set(conf, "partitioner", "murmur2_random") || !conf_set(conf, "log.queue", "true") ||
-		(opt->kafka_config != NULL && !apply_kafka_config(conf, opt->kafka_config)))
+		(opt->kafka_config != NULL &&
+		 !pp_tool_apply_kafka_config(conf, PROGNAME, opt->kafka_config)))
 	{
 		rd_kafka_conf_destroy(conf);
 		return NULL;
@@ -979,10 +952,261 @@ start_producer(Emulator *e, rd_kafka_conf_t *conf)
 	return true;
 }
 
+/* ---------------------------------------------------------------- --rest */
+
+static size_t
+rest_collect(char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+	Emulator *e = opaque;
+	size_t n = size * nmemb;
+	char *nr = realloc(e->reply, e->reply_len + n + 1);
+
+	if (nr == NULL)
+		return 0;
+	e->reply = nr;
+	memcpy(e->reply + e->reply_len, ptr, n);
+	e->reply_len += n;
+	e->reply[e->reply_len] = '\0';
+	return n;
+}
+
+/* Open the HTTP client and compute each table's request URL. */
+static bool
+rest_start(Emulator *e)
+{
+	const char *url = e->opt.rest_url;
+	int urllen = (int) strlen(url);
+
+	while (urllen > 0 && url[urllen - 1] == '/')
+		urllen--;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (e->curl = curl_easy_init()) == NULL)
+	{
+		fprintf(stderr, PROGNAME ": cannot start the HTTP client\n");
+		return false;
+	}
+	for (int t = 0; t < N_TABLES; t++)
+	{
+		if (e->opt.rest_streams)
+			snprintf(e->rest_target[t], sizeof(e->rest_target[t]),
+					 "%.*s/streams/streaming-%s-%s/%s", urllen, url, e->opt.prefix, table_name[t],
+					 e->opt.rest_batch > 1 ? "records" : "record");
+		else
+			snprintf(e->rest_target[t], sizeof(e->rest_target[t]), "%.*s/topics/%s", urllen, url,
+					 e->topic[t]);
+	}
+	curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, rest_collect);
+	curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, e);
+	curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e->curl, CURLOPT_TIMEOUT, 300L);
+	return true;
+}
+
+/* Append text to table t's pending batch. */
+static bool
+batch_add(Emulator *e, int t, const char *text, size_t n)
+{
+	if (e->batch_len[t] + n + 1 > e->batch_cap[t])
+	{
+		size_t cap = e->batch_cap[t] ? e->batch_cap[t] : 65536;
+		char *nb;
+
+		while (cap < e->batch_len[t] + n + 1)
+			cap *= 2;
+		if ((nb = realloc(e->batch[t], cap)) == NULL)
+			return false;
+		e->batch[t] = nb;
+		e->batch_cap[t] = cap;
+	}
+	memcpy(e->batch[t] + e->batch_len[t], text, n);
+	e->batch_len[t] += n;
+	e->batch[t][e->batch_len[t]] = '\0';
+	return true;
+}
+
+/* Count the answer to a request of rows records of table t. */
+static void
+rest_count(Emulator *e, int t, long status, unsigned long rows)
+{
+	json_error_t jerr;
+	json_t *reply = json_loadb(e->reply ? e->reply : "", e->reply_len, 0, &jerr);
+	json_t *list = NULL;
+	unsigned long ok = 0;
+	bool shown = false;
+	char why[300];
+
+	snprintf(why, sizeof(why), "HTTP %ld: %.200s", status, e->reply ? e->reply : "");
+	if (status == 200 && reply != NULL)
+	{
+		if (e->opt.rest_streams && e->opt.rest_batch == 1)
+			ok = json_is_string(json_object_get(reply, "SequenceNumber")) ? 1 : 0;
+		else
+		{
+			list = json_object_get(reply, e->opt.rest_streams ? "Records" : "offsets");
+			for (size_t i = 0; i < json_array_size(list); i++)
+			{
+				json_t *r = json_array_get(list, i);
+				bool good = e->opt.rest_streams
+								? json_is_string(json_object_get(r, "SequenceNumber"))
+								: json_is_integer(json_object_get(r, "offset"));
+
+				if (good)
+					ok++;
+				else if (!shown)
+				{
+					shown = true;
+					char *d = json_dumps(r, JSON_COMPACT);
+
+					snprintf(why, sizeof(why), "record failed: %.250s", d ? d : "?");
+					free(d);
+				}
+			}
+		}
+	}
+	if (ok > rows)
+		ok = rows;
+	e->delivered[t] += ok;
+	e->failed[t] += rows - ok;
+	e->reported[t] += rows;
+	if (ok < rows)
+		report_error(e, e->rest_target[t], "post failed", why);
+	json_decref(reply);
+}
+
+/* Send table t's pending rows in one request (the shape chosen by the options). */
+static void
+rest_flush(Emulator *e, int t)
+{
+	struct curl_slist *headers = NULL;
+	unsigned long rows = e->batch_rows[t];
+	char *body;
+	size_t bodylen;
+	char head[MAX_TOPIC_NAME_LEN + 64];
+	const char *tail;
+	CURLcode rc;
+	long status = 0;
+
+	if (rows == 0)
+		return;
+	if (e->opt.rest_streams && e->opt.rest_batch == 1)
+	{
+		head[0] = '\0';
+		tail = "";
+	}
+	else if (e->opt.rest_streams)
+	{
+		snprintf(head, sizeof(head), "{\"StreamName\": \"streaming-%s-%s\", \"Records\": [",
+				 e->opt.prefix, table_name[t]);
+		tail = "]}";
+	}
+	else
+	{
+		snprintf(head, sizeof(head), "{\"records\": [");
+		tail = "]}";
+	}
+	bodylen = strlen(head) + e->batch_len[t] + strlen(tail);
+	body = malloc(bodylen + 1);
+	if (body == NULL)
+	{
+		e->failed[t] += rows;
+		e->reported[t] += rows;
+		report_error(e, e->rest_target[t], "cannot post", "out of memory");
+		goto reset;
+	}
+	snprintf(body, bodylen + 1, "%s%s%s", head, e->batch[t], tail);
+
+	headers = curl_slist_append(headers, e->opt.rest_streams
+											 ? "Content-Type: application/json"
+											 : "Content-Type: application/vnd.kafka.json.v2+json");
+	if (!e->opt.rest_streams)
+		headers = curl_slist_append(headers, "Accept: application/vnd.kafka.v2+json");
+	/* no "Expect: 100-continue" round trip before a large body */
+	headers = curl_slist_append(headers, "Expect:");
+	curl_easy_setopt(e->curl, CURLOPT_URL, e->rest_target[t]);
+	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(e->curl, CURLOPT_CUSTOMREQUEST, e->opt.rest_streams ? "PUT" : "POST");
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
+	e->reply_len = 0;
+	rc = curl_easy_perform(e->curl);
+	e->produced[t] += rows;
+	if (rc != CURLE_OK)
+	{
+		e->failed[t] += rows;
+		e->reported[t] += rows;
+		report_error(e, e->rest_target[t], "post failed", curl_easy_strerror(rc));
+	}
+	else
+	{
+		curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+		rest_count(e, t, status, rows);
+	}
+	curl_slist_free_all(headers);
+	free(body);
+reset:
+	e->batch_len[t] = 0;
+	e->batch_rows[t] = 0;
+}
+
+/* Add one row to table t's batch, sending the batch when it is full. */
+static void
+rest_post(Emulator *e, int t, const char *key, size_t keylen, const char *value, size_t len)
+{
+	char pre[MAX_TOPIC_NAME_LEN + 64];
+	char post_key[64];
+	bool ok = true;
+
+	if (e->batch_rows[t] > 0)
+		ok = batch_add(e, t, ", ", 2);
+	if (e->opt.rest_streams)
+	{
+		if (e->opt.rest_batch == 1)
+			snprintf(pre, sizeof(pre),
+					 "{\"StreamName\": \"streaming-%s-%s\", \"Data\": ", e->opt.prefix,
+					 table_name[t]);
+		else
+			snprintf(pre, sizeof(pre), "{\"Data\": ");
+		snprintf(post_key, sizeof(post_key), ", \"PartitionKey\": \"%.*s\"}", (int) keylen, key);
+	}
+	else
+	{
+		snprintf(pre, sizeof(pre), "{\"value\": ");
+		snprintf(post_key, sizeof(post_key), "}");
+	}
+	ok = ok && batch_add(e, t, pre, strlen(pre)) && batch_add(e, t, value, len) &&
+		 batch_add(e, t, post_key, strlen(post_key));
+	if (!ok)
+	{
+		e->failed[t]++;
+		report_error(e, e->topic[t], "cannot build request", "out of memory");
+		return;
+	}
+	e->batch_rows[t]++;
+	if (e->batch_rows[t] >= e->opt.rest_batch)
+		rest_flush(e, t);
+}
+
+static void
+rest_finish(Emulator *e)
+{
+	for (int t = 0; t < N_TABLES; t++)
+	{
+		rest_flush(e, t);
+		free(e->batch[t]);
+	}
+	free(e->reply);
+	curl_easy_cleanup(e->curl);
+	curl_global_cleanup();
+}
+
 /* Post one message, retrying while the producer queue is full. */
 static void
 post(Emulator *e, int t, const char *key, size_t keylen, const char *value, size_t len)
 {
+	if (e->curl != NULL)
+	{
+		rest_post(e, t, key, keylen, value, len);
+		return;
+	}
 	if (e->opt.dry_run)
 	{
 		if (e->output_broken)
@@ -1285,6 +1509,15 @@ main(int argc, char **argv)
 
 	if (e->opt.dry_run)
 		rd_kafka_conf_destroy(conf);
+	else if (e->opt.rest_url != NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		if (!rest_start(e))
+		{
+			status = 1;
+			goto done;
+		}
+	}
 	else if (!start_producer(e, conf))
 	{
 		status = 1;
@@ -1295,13 +1528,17 @@ main(int argc, char **argv)
 	if (!e->opt.quiet)
 		fprintf(stderr, PROGNAME ": seed %" PRIu64 ", posting to %s, %s, %s%s\n", e->opt.seed,
 				e->topic[T_PIN], e->topic[T_GEO], e->topic[T_USER],
-				e->opt.dry_run ? " (dry run)" : "");
+				e->opt.dry_run    ? " (dry run)"
+				: e->opt.rest_url ? " over HTTP"
+								  : "");
 	e->start_ns = now_ns();
 	e->last_progress_ns = e->start_ns;
 
 	run(e);
 	produce_ns = now_ns() - e->start_ns;
-	if (e->rk != NULL)
+	if (e->curl != NULL)
+		rest_finish(e);
+	else if (e->rk != NULL)
 		finish_kafka(e);
 	else if (fflush(stdout) != 0 || ferror(stdout))
 	{
