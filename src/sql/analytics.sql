@@ -476,10 +476,32 @@ CREATE TRIGGER analytics_truncate AFTER TRUNCATE ON pinpipe.user_clean
 -- The analytics functions.
 --
 
+-- Refuse, with the role to grant, a caller who may not read the caches.
+CREATE FUNCTION pinpipe.require_reader(function_name text, VARIADIC tables text[]) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        IF NOT has_table_privilege(t, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied for function %', function_name
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('The function reads %s, which only members of pinpipe_reader may read.', t),
+                      HINT = format('Grant the reader role: GRANT pinpipe_reader TO %I;', current_user);
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.require_reader(text, text[]) IS
+'internal: raise insufficient_privilege, naming pinpipe_reader, unless the caller may read every table given';
+
 CREATE FUNCTION pinpipe.popular_category_by_country()
 RETURNS TABLE (country text, category text, category_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_country', 'pinpipe.analytics_country_category');
     SELECT c.country, c.category, c.n
       FROM (SELECT a.country, a.category, a.n, rank() OVER (PARTITION BY a.country ORDER BY a.n DESC) AS r
               FROM pinpipe.analytics_country_category a
@@ -494,6 +516,7 @@ CREATE FUNCTION pinpipe.category_count_by_year(from_year int DEFAULT 2018, to_ye
 RETURNS TABLE (post_year int, category text, category_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.category_count_by_year', 'pinpipe.analytics_year_category');
     SELECT a.post_year, a.category, a.n
       FROM pinpipe.analytics_year_category a
      WHERE a.n > 0
@@ -508,6 +531,8 @@ CREATE FUNCTION pinpipe.most_followed_by_country()
 RETURNS TABLE (country text, poster_name text, follower_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster',
+                                  'pinpipe.analytics_country_top');
     -- the cache holds the pins at each country's top follower count
     SELECT a.country, a.poster_name, a.follower_count
       FROM pinpipe.analytics_country_poster a
@@ -522,6 +547,7 @@ CREATE FUNCTION pinpipe.most_followed_country()
 RETURNS TABLE (country text, follower_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.most_followed_country', 'pinpipe.analytics_country_top');
     SELECT t.country, t.top
       FROM pinpipe.analytics_country_top t
      WHERE t.top = (SELECT max(t2.top) FROM pinpipe.analytics_country_top t2)
@@ -534,6 +560,7 @@ CREATE FUNCTION pinpipe.popular_category_by_age_group()
 RETURNS TABLE (age_group text, category text, category_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_age_group', 'pinpipe.analytics_age_category');
     SELECT c.age_group, c.category, c.n
       FROM (SELECT a.age_group, a.category, a.n, rank() OVER (PARTITION BY a.age_group ORDER BY a.n DESC) AS r
               FROM pinpipe.analytics_age_category a
@@ -605,6 +632,7 @@ CREATE FUNCTION pinpipe.median_followers_by_age_group(method text DEFAULT 'exact
 RETURNS TABLE (age_group text, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group', 'pinpipe.analytics_followers');
     SELECT m.age_group, m.median_follower_count
       FROM pinpipe.analytics_median(true, false, NULL, NULL, median_followers_by_age_group.method) m;
 END;
@@ -615,6 +643,7 @@ CREATE FUNCTION pinpipe.users_joined_by_year(from_year int DEFAULT 2015, to_year
 RETURNS TABLE (post_year int, number_users_joined bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.users_joined_by_year', 'pinpipe.analytics_join_year');
     SELECT a.join_year, a.n
       FROM pinpipe.analytics_join_year a
      WHERE a.n > 0
@@ -626,10 +655,11 @@ COMMENT ON FUNCTION pinpipe.users_joined_by_year(int, int) IS
 'users (user_clean rows) per year of date_joined, from_year to to_year inclusive (NULL: unbounded); post_year is the join year; ordered by post_year';
 
 CREATE FUNCTION pinpipe.median_followers_by_join_year(from_year int DEFAULT 2015, to_year int DEFAULT 2020,
-                                                      method text DEFAULT 'exact')
+                                                                 method text DEFAULT 'exact')
 RETURNS TABLE (post_year int, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_join_year', 'pinpipe.analytics_followers');
     SELECT m.join_year, m.median_follower_count
       FROM pinpipe.analytics_median(false, true, median_followers_by_join_year.from_year,
                                     median_followers_by_join_year.to_year, median_followers_by_join_year.method) m;
@@ -637,11 +667,14 @@ END;
 COMMENT ON FUNCTION pinpipe.median_followers_by_join_year(int, int, text) IS
 'median follower count per year of user_clean.date_joined (pins joined to user_clean on ind; NULL follower counts ignored), from_year to to_year inclusive; method ''exact'' or ''lower''; ordered by post_year';
 
-CREATE FUNCTION pinpipe.median_followers_by_age_group_and_join_year(from_year int DEFAULT 2015, to_year int DEFAULT 2020,
-                                                                    method text DEFAULT 'exact')
+CREATE FUNCTION pinpipe.median_followers_by_age_group_and_join_year(from_year int DEFAULT 2015,
+                                                                               to_year int DEFAULT 2020,
+                                                                               method text DEFAULT 'exact')
 RETURNS TABLE (age_group text, post_year int, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group_and_join_year',
+                                  'pinpipe.analytics_followers');
     SELECT m.age_group, m.join_year, m.median_follower_count
       FROM pinpipe.analytics_median(true, true, median_followers_by_age_group_and_join_year.from_year,
                                     median_followers_by_age_group_and_join_year.to_year,

@@ -45,9 +45,27 @@ SELECT pg_catalog.pg_extension_config_dump('pinpipe.offset_gaps', '');
 -- reclean(): rebuild the clean tables from the raw tables, in one transaction.
 --
 
-CREATE FUNCTION pinpipe.reclean(OUT pin_rows bigint, OUT geo_rows bigint, OUT user_rows bigint)
+-- Refuse, with the role to grant, a caller who is not an admin.
+CREATE FUNCTION pinpipe.require_admin(function_name text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (pg_has_role(current_user, 'pinpipe_admin', 'USAGE')
+            OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'permission denied for function %', function_name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only superusers and members of pinpipe_admin may call it.',
+                  HINT = format('Grant the admin role: GRANT pinpipe_admin TO %I;', current_user);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.require_admin(text) IS
+'internal: raise insufficient_privilege, naming pinpipe_admin, unless the current user is a superuser or a member of pinpipe_admin';
+
+CREATE FUNCTION pinpipe.reclean_tables(OUT pin_rows bigint, OUT geo_rows bigint, OUT user_rows bigint)
 RETURNS record
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -80,6 +98,19 @@ BEGIN
              ORDER BY ind, kafka_timestamp DESC NULLS LAST, kafka_partition DESC, kafka_offset DESC) latest,
            LATERAL pinpipe.clean_user_raw(latest.r) c;
     GET DIAGNOSTICS user_rows = ROW_COUNT;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.reclean_tables() IS
+'internal: the rebuild of pinpipe.reclean(), as the extension''s owner';
+
+CREATE FUNCTION pinpipe.reclean(OUT pin_rows bigint, OUT geo_rows bigint, OUT user_rows bigint)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pinpipe.require_admin('pinpipe.reclean');
+    SELECT t.pin_rows, t.geo_rows, t.user_rows INTO pin_rows, geo_rows, user_rows FROM pinpipe.reclean_tables() t;
 END;
 $$;
 COMMENT ON FUNCTION pinpipe.reclean() IS
