@@ -4,7 +4,8 @@
 # pinpipe.max_message_bytes raised) become rows, clean rows and analytics,
 # and are marked replayed_at; what still fails keeps its dead letter and is
 # counted by error. Every message is then stored exactly once (a raw row, or
-# a dead letter not replayed). Purge by age; a plain user is refused.
+# a dead letter not replayed: pp_check_complete). Purge by age; a plain user
+# is refused.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -27,28 +28,6 @@ sub produce
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
-# Exactly once, replays included: every (partition, offset) of the topics is
-# either a raw row or a dead letter not replayed, once, and none is missing.
-sub check_exactly_once
-{
-	pp_wait_for($node,
-		"SELECT coalesce(sum(next_offset), 0) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'");
-	pp_check(
-		$node,
-		"exactly once: $total messages, each a raw row or a dead letter not replayed",
-		"WITH stored AS (
-		     SELECT '$prefix.pin' AS topic, kafka_partition, kafka_offset FROM pinpipe.pin_raw
-		     UNION ALL SELECT '$prefix.geo', kafka_partition, kafka_offset FROM pinpipe.geo_raw
-		     UNION ALL SELECT '$prefix.user', kafka_partition, kafka_offset FROM pinpipe.user_raw
-		     UNION ALL SELECT topic, kafka_partition, kafka_offset FROM pinpipe.dead_letters
-		               WHERE replayed_at IS NULL),
-		  per AS (SELECT topic, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
-		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2)
-		 SELECT bool_and(n = d AND n = o.next_offset AND lo = 0 AND hi = o.next_offset - 1) AND sum(n) = $total
-		   FROM per JOIN pinpipe.offsets o USING (topic, kafka_partition)");
-	return;
-}
-
 # the consistency of clean rows and analytics with the raw rows
 sub check_clean
 {
@@ -69,7 +48,7 @@ my $travel = () = $pins =~ /"category": "travel"/g;
 ok($travel > 0, "the sample has $travel travel pins");
 produce('pin', $pins);
 produce('geo', pp_keyed_lines(pp_data('geo')));
-check_exactly_once();
+pp_check_complete($node, $prefix, $total);
 is(q1(q{SELECT count(*) FROM pinpipe.dead_letters WHERE error LIKE '%no_travel%'}), $travel,
 	'the travel pins became dead letters');
 is(q1(q{SELECT count(*) FROM pinpipe.pin_raw WHERE category = 'travel'}), '0', 'and no raw rows');
@@ -90,7 +69,7 @@ is(q1(q{SELECT count(*) FROM pinpipe.dead_letters WHERE replayed_at IS NOT NULL 
 pp_check($node, 'their clean rows exist',
 	q{SELECT count(*) > 0 AND bool_and(c.ind IS NOT NULL) FROM pinpipe.pin_raw r
 	    LEFT JOIN pinpipe.pin_clean c ON c.ind = r."index" WHERE r.category = 'travel'});
-check_exactly_once();
+pp_check_complete($node, $prefix, $total);
 check_clean('after the constraint');
 is(q1('SELECT count(*) FROM pinpipe.replay_dead_letters() WHERE outcome = \'replayed\' AND messages = 0'),
 	'1', 'a second replay finds nothing to replay');
@@ -98,7 +77,7 @@ is(q1('SELECT count(*) FROM pinpipe.replay_dead_letters() WHERE outcome = \'repl
 # --- a payload corrected with UPDATE; another left broken
 produce('pin', qq(900001\t{"index": "9000x1", "title": "fixed by hand", "category": "art"}\n)
 	  . qq(900002\t{"index": "broken", "title": "left as it is"}\n));
-check_exactly_once();
+pp_check_complete($node, $prefix, $total);
 my $bad_error = q1(q{SELECT error FROM pinpipe.dead_letters WHERE convert_from(payload, 'UTF8') LIKE '%9000x1%'});
 like($bad_error, qr/index/, "the wrong type is refused: $bad_error");
 q1(q{UPDATE pinpipe.dead_letters SET payload = convert_to(replace(convert_from(payload, 'UTF8'), '"9000x1"', '900001'), 'UTF8')
@@ -115,13 +94,13 @@ pp_check($node, 'the corrected message is a raw row and a clean row, at its part
 	    FROM pinpipe.pin_raw r JOIN pinpipe.pin_clean c ON c.ind = r."index" WHERE r."index" = 900001});
 pp_check($node, 'the broken one is still a dead letter, not replayed',
 	q{SELECT replayed_at IS NULL FROM pinpipe.dead_letters WHERE convert_from(payload, 'UTF8') LIKE '%left as it is%'});
-check_exactly_once();
+pp_check_complete($node, $prefix, $total);
 
 # --- too large for pinpipe.max_message_bytes, replayed after raising it
 pp_set($node, 'pinpipe.max_message_bytes' => '2000');
 my $long = 'x' x 3000;
 produce('pin', qq(900003\t{"index": 900003, "title": "long", "description": "$long"}\n));
-check_exactly_once();
+pp_check_complete($node, $prefix, $total);
 like(q1(q{SELECT error FROM pinpipe.dead_letters WHERE convert_from(payload, 'UTF8') LIKE '%900003%'}),
 	qr/2000/, 'a 3 kB message is refused under max_message_bytes = 2000');
 is(q1(q{SELECT messages FROM pinpipe.replay_dead_letters('rp.pin', '%2000%') WHERE outcome = 'replayed'}),
@@ -132,7 +111,7 @@ is(q1(q{SELECT messages FROM pinpipe.replay_dead_letters('rp.pin', '%2000%') WHE
 	'1', 'replayed after raising the limit');
 pp_check($node, 'the large message is a raw row with its description',
 	qq{SELECT length(description) = 3000 FROM pinpipe.pin_raw WHERE "index" = 900003});
-check_exactly_once();
+pp_check_complete($node, $prefix, $total);
 check_clean('after all replays');
 
 # --- permissions
