@@ -4,7 +4,8 @@
  *
  * A rewind is a row of pinpipe.rewind_requests, inserted by pinpipe.rewind()
  * (SQL, in src/sql/replay.sql). The worker that consumes the partition
- * applies it between two batches, in one transaction: the partition's
+ * applies it at its next batch boundary, in the batch's transaction (in one
+ * of its own when there is no batch to write): the partition's
  * stored offset goes back to the requested offset (or to the broker's
  * offset for the requested time), and the request records where the
  * partition was (from_offset). Until the worker reaches from_offset again,

@@ -137,6 +137,17 @@ static int batch_capacity = 0;
 static PendingReset *resets;
 static int nresets = 0;
 
+/* Rewinds taken in the transaction in progress, for after its commit. */
+typedef struct AppliedRewind
+{
+	PartState *ps;
+	int64 id;
+	int64 target; /* the offset the partition goes back to */
+	int64 until;  /* its rewind_until then */
+} AppliedRewind;
+static AppliedRewind *applied;
+static int napplied = 0;
+
 static PartState *find_part(PPKind kind, int32 partition);
 static void load_rewinds(void);
 
@@ -702,10 +713,10 @@ load_rewinds(void)
  * broker's first offset at or after the requested time (when the broker
  * finds none, the offset after the last message stored from before the
  * time); no lower than the partition's first offset and no higher than its
- * stored offset.
+ * stored offset, next.
  */
 static int64
-rewind_target(const TopicState *t, const PartState *ps, const PPRewind *r)
+rewind_target(const TopicState *t, const PartState *ps, const PPRewind *r, int64 next)
 {
 	int64 lo, hi;
 	int64 target = r->to_offset;
@@ -745,56 +756,103 @@ rewind_target(const TopicState *t, const PartState *ps, const PPRewind *r)
 								 worker_id, t->name, ps->partition, r->id, target)));
 		}
 	}
-	return Min(Max(target, lo), ps->next_offset);
+	return Min(Max(target, lo), next);
 }
 
 /*
- * Apply the rewind requests for this worker's partitions (pinpipe.rewind()),
- * between two batches, in one transaction: each partition's stored offset
- * goes back, and the request records from where. The partitions are then
- * assigned again, from the new offsets.
+ * Take the rewind requests for this worker's partitions (pinpipe.rewind()) in
+ * the caller's transaction, the batch's (offsets: the next offsets it
+ * stores) or one of their own: each partition's stored offset goes back,
+ * and the request records from where. finish_rewinds() takes them into the
+ * worker's state once the transaction has committed.
  */
 static void
-apply_rewinds(void)
+take_rewinds(const PPOffset *offsets, PartState **parts, int noffsets)
 {
 	const char *names[PP_NKINDS];
 	PPRewind *r;
 	int n;
-	int applied = 0;
 
 	last_rewind_check = GetCurrentTimestamp();
-	if (!begin_extension_xact())
-		return;
+	napplied = 0;
 	if (!pp_rewind_supported())
-	{
-		finish_xact();
 		return;
-	}
 	topic_names(names);
 	n = pp_rewind_fetch(names, true, &r);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n && napplied < MAX_RESETS; i++)
 	{
 		TopicState *t = &topics[r[i].kind];
 		PartState *ps = find_part(r[i].kind, r[i].partition);
-		int64 from, target;
+		int64 next, until, from, target;
 
-		if (ps == NULL || ps->next_offset < 0)
-			continue; /* another worker's, or not started yet */
-		from = Max(ps->next_offset, ps->rewind_until);
-		target = rewind_target(t, ps, &r[i]);
+		if (ps == NULL)
+			continue; /* another worker's */
+		/* where the partition will be once the transaction commits */
+		next = ps->next_offset;
+		until = ps->rewind_until;
+		for (int o = 0; o < noffsets; o++)
+		{
+			if (parts[o] != ps)
+				continue;
+			next = offsets[o].next_offset;
+			if (until >= 0 && next >= until)
+				until = -1;
+		}
+		for (int a = 0; a < napplied; a++)
+		{
+			if (applied[a].ps != ps)
+				continue;
+			next = applied[a].target;
+			until = applied[a].until;
+		}
+		if (next < 0)
+			continue; /* not started yet */
+		from = Max(next, until);
+		target = rewind_target(t, ps, &r[i], next);
 		pp_rewind_apply(t->name, &r[i], from, target);
 		ereport(LOG,
 				(errmsg("pinpipe worker %d: rewinding %s partition %d from offset " INT64_FORMAT
 						" to " INT64_FORMAT " (request " INT64_FORMAT ")",
-						worker_id, t->name, ps->partition, ps->next_offset, target, r[i].id)));
-		ps->next_offset = target;
-		ps->rewind_until = target < from ? from : -1;
-		ps->rewind_id = r[i].id;
-		applied++;
+						worker_id, t->name, ps->partition, next, target, r[i].id)));
+		applied[napplied].ps = ps;
+		applied[napplied].id = r[i].id;
+		applied[napplied].target = target;
+		applied[napplied].until = target < from ? from : -1;
+		napplied++;
 	}
-	finish_xact();
-	if (applied > 0)
+	pfree(r);
+}
+
+/* After the commit: the partitions rewound go back, assigned again. */
+static void
+finish_rewinds(void)
+{
+	for (int a = 0; a < napplied; a++)
+	{
+		applied[a].ps->next_offset = applied[a].target;
+		applied[a].ps->rewind_until = applied[a].until;
+		applied[a].ps->rewind_id = applied[a].id;
+	}
+	if (napplied > 0)
 		need_assign = true;
+	napplied = 0;
+}
+
+static bool
+rewind_check_due(void)
+{
+	return TimestampDifferenceExceeds(last_rewind_check, GetCurrentTimestamp(), REWIND_CHECK_MS);
+}
+
+/* With no batch to write: the rewind requests in a transaction of their own. */
+static void
+apply_rewinds(void)
+{
+	if (!begin_extension_xact())
+		return;
+	take_rewinds(NULL, NULL, 0);
+	finish_xact();
+	finish_rewinds();
 }
 
 /* Whether a rewind is in progress on one of this worker's partitions. */
@@ -1180,6 +1238,8 @@ store_batch(const PPOffset *offsets, PartState **parts, int noffsets, PPSinkResu
 	pp_sink_write(batch_pp, batch_pp_n, names, offsets, noffsets,
 				  (PPWriteMethod) pinpipe_write_method, result);
 	account_rewinds(offsets, parts, noffsets);
+	if (rewind_check_due())
+		take_rewinds(offsets, parts, noffsets);
 	finish_xact();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
@@ -1220,6 +1280,7 @@ write_batch(void)
 	if (!store_batch(offsets, parts, noffsets, &result))
 		return;
 	advance_offsets(offsets, parts, noffsets);
+	finish_rewinds();
 	pp_report_batch(worker_id, result.rows, result.dead_letters);
 	publish_partitions();
 }
@@ -1302,7 +1363,7 @@ consume_once(void)
 	release_batch();
 	if (nresets > 0)
 		handle_offset_resets();
-	else if (TimestampDifferenceExceeds(last_rewind_check, GetCurrentTimestamp(), REWIND_CHECK_MS))
+	else if (rewind_check_due())
 		apply_rewinds();
 }
 
@@ -1352,6 +1413,7 @@ pinpipe_worker_main(Datum main_arg)
 	pp_decode_set_allocator(json_alloc, json_free);
 	connected_database = MemoryContextStrdup(worker_cxt, pinpipe_database);
 	resets = MemoryContextAlloc(worker_cxt, sizeof(PendingReset) * MAX_RESETS);
+	applied = MemoryContextAlloc(worker_cxt, sizeof(AppliedRewind) * MAX_RESETS);
 
 	ereport(LOG, (errmsg("pinpipe worker %d started in database \"%s\"", worker_id,
 						 connected_database)));
@@ -1381,6 +1443,7 @@ pinpipe_worker_main(Datum main_arg)
 			pp_sink_reset_plans();
 			release_batch();
 			nresets = 0;
+			napplied = 0; /* rolled back with the transaction */
 			/* nothing of the failed batch was stored: start again from the stored offsets */
 			need_assign = true;
 			pp_set_state(worker_id, "retrying after an error");

@@ -41,10 +41,15 @@ my $deleted = q1(
 	    (SELECT kafka_offset FROM pinpipe.pin_raw WHERE kafka_partition = 0 ORDER BY kafka_offset OFFSET 100 LIMIT 10)
 	    RETURNING 1) SELECT count(*) FROM d");
 is($deleted, '10', 'ten raw rows of partition 0 deleted');
+# small batches: more batch boundaries while the messages below arrive
+pp_set($node, 'pinpipe.batch_size' => '100');
 my $id = q1("SELECT id FROM pinpipe.rewind('$prefix.pin', 0, 50)");
 like($id, qr/^\d+$/, 'rewind by offset requested');
 produce_pins($pins);    # while the worker rewinds
 pp_wait_for($node, "SELECT completed_at IS NOT NULL FROM pinpipe.rewind_requests WHERE id = $id");
+diag('rewind by offset applied at offset '
+	  . q1("SELECT from_offset FROM pinpipe.rewind_requests WHERE id = $id")
+	  . ' of partition 0, which has ' . q1("SELECT next_offset FROM pinpipe.offsets WHERE topic = '$prefix.pin' AND kafka_partition = 0"));
 pp_check($node, 'rewind by offset: resumed at 50, 10 missing stored, the rest skipped',
 	"SELECT resumed_offset = 50 AND stored = 10 AND skipped = from_offset - 50 - 10 AND from_offset > 110
 	        AND applied_at >= requested_at
