@@ -10,6 +10,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use IPC::Run;
 use PinPipe::Test;
 
 my $prefix = 'rw';
@@ -41,11 +42,17 @@ my $deleted = q1(
 	    (SELECT kafka_offset FROM pinpipe.pin_raw WHERE kafka_partition = 0 ORDER BY kafka_offset OFFSET 100 LIMIT 10)
 	    RETURNING 1) SELECT count(*) FROM d");
 is($deleted, '10', 'ten raw rows of partition 0 deleted');
-# small batches: more batch boundaries while the messages below arrive
+# small batches, and four copies of the sample produced by a kcat running
+# while the rewind is asked for: the worker takes it between batches of them
 pp_set($node, 'pinpipe.batch_size' => '100');
+my $copies = $pins x 4;
+my ($kout, $kerr) = ('', '');
+my $kcat = IPC::Run::start([ 'kcat', '-b', $broker->bootstrap, '-P', '-t', "$prefix.pin", '-K', "\t" ],
+	'<', \$copies, '>', \$kout, '2>', \$kerr);
 my $id = q1("SELECT id FROM pinpipe.rewind('$prefix.pin', 0, 50)");
 like($id, qr/^\d+$/, 'rewind by offset requested');
-produce_pins($pins);    # while the worker rewinds
+ok($kcat->finish, 'kcat produced four more copies meanwhile') or diag($kerr);
+$total += 4 * $npins;
 pp_wait_for($node, "SELECT completed_at IS NOT NULL FROM pinpipe.rewind_requests WHERE id = $id");
 diag('rewind by offset applied at offset '
 	  . q1("SELECT from_offset FROM pinpipe.rewind_requests WHERE id = $id")
