@@ -2,7 +2,7 @@
 EXTENSION = pinpipe
 MODULE_big = pinpipe
 OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/clean.o \
-	src/status.o src/kafka_conf.o src/kafka.o src/heap_write.o src/sink.o src/history.o src/worker.o
+	src/status.o src/kafka_conf.o src/kafka.o src/heap_write.o src/sink.o src/history.o src/rewind.o src/worker.o
 # The install script of the current version (default_version in
 # pinpipe.control) is built from the pieces in src/sql, one per concern, in
 # the order of SQL_PIECES (an object after those it names: the whole-record
@@ -21,7 +21,8 @@ SQL_PIECES = \
 	src/sql/history.sql \
 	src/sql/analytics.sql \
 	src/sql/analytics_check.sql \
-	src/sql/reader.sql
+	src/sql/reader.sql \
+	src/sql/replay.sql
 DATA_built = pinpipe--$(EXTVERSION).sql
 DATA = pinpipe--0.1.sql $(wildcard pinpipe--*--*.sql)
 PGFILEDESC = "pinpipe - Kafka topics to cleaned tables"

@@ -653,7 +653,9 @@ write_offsets(const PPOffset *offsets, int noffsets)
 /*
  * Write a decoded batch and its offsets (messages whose error is set are dead
  * letters already). Call inside a transaction with an active snapshot;
- * result counts rows and dead letters per kind.
+ * result counts rows and dead letters per kind. With topics NULL no dead
+ * letter is written (replay_dead_letters: the failures have one already),
+ * and the caller reads each message's error.
  */
 void
 pp_sink_write(PPMessage *msgs, int nmsgs, const char *const *topics, const PPOffset *offsets,
@@ -673,7 +675,8 @@ pp_sink_write(PPMessage *msgs, int nmsgs, const char *const *topics, const PPOff
 	open_tables(b.tables);
 	prepare_plans(b.tables);
 	write_chunk(&b, 0, nmsgs);
-	write_dead_letters(msgs, nmsgs, topics);
+	if (topics != NULL)
+		write_dead_letters(msgs, nmsgs, topics);
 	write_offsets(offsets, noffsets);
 	SPI_finish();
 

@@ -49,6 +49,7 @@
 #include "history.h"
 #include "kafka.h"
 #include "pinpipe.h"
+#include "rewind.h"
 #include "sink.h"
 #include "status.h"
 
@@ -56,6 +57,8 @@ PGDLLEXPORT void pinpipe_worker_main(Datum main_arg);
 
 #define METADATA_INTERVAL_MS 10000
 #define WATERMARK_TIMEOUT_MS 5000
+/* how often the worker looks for rewind requests (pinpipe.rewind()) */
+#define REWIND_CHECK_MS 1000
 /* offset resets handled per batch; more wait for the next (they error again) */
 #define MAX_RESETS (PP_NKINDS * PP_MAX_PARTITIONS)
 
@@ -63,6 +66,15 @@ typedef struct PartState
 {
 	int32 partition;
 	int64 next_offset; /* the next offset to store; -1 unknown */
+	/*
+	 * A rewind in progress (rewind.c): messages below rewind_until are looked
+	 * up before being stored (-1: none); rewind_id is its request. The
+	 * counts are the batch's.
+	 */
+	int64 rewind_until;
+	int64 rewind_id;
+	int64 rewind_skipped;
+	int64 rewind_stored;
 } PartState;
 
 typedef struct TopicState
@@ -100,6 +112,7 @@ static TopicState topics[PP_NKINDS];
 static bool need_assign = true;
 static bool partitions_paused = false;
 static TimestampTz last_metadata = 0;
+static TimestampTz last_rewind_check = 0;
 /*
  * The pinpipe extension the worker's state (offsets, prepared statements)
  * came from; InvalidOid while it does not exist. extension_seen: checked
@@ -124,6 +137,20 @@ static int batch_pp_n = 0;
 static int batch_capacity = 0;
 static PendingReset *resets;
 static int nresets = 0;
+
+/* Rewinds taken in the transaction in progress, for after its commit. */
+typedef struct AppliedRewind
+{
+	PartState *ps;
+	int64 id;
+	int64 target; /* the offset the partition goes back to */
+	int64 until;  /* its rewind_until then */
+} AppliedRewind;
+static AppliedRewind *applied;
+static int napplied = 0;
+
+static PartState *find_part(PPKind kind, int32 partition);
+static void load_rewinds(void);
 
 /* Make room for a batch of pinpipe.batch_size messages. */
 static void
@@ -511,7 +538,10 @@ load_offsets(TopicState *t)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "pinpipe: reading offsets failed: %s", SPI_result_code_string(rc));
 	for (int p = 0; p < t->nmine; p++)
+	{
 		t->mine[p].next_offset = -1;
+		t->mine[p].rewind_until = -1;
+	}
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool isnull;
@@ -569,6 +599,7 @@ assign_partitions(void)
 		load_offsets(t);
 	}
 	SPI_finish();
+	load_rewinds();
 
 	for (int k = 0; k < PP_NKINDS; k++)
 	{
@@ -640,6 +671,298 @@ kind_of_topic(const char *name, PPKind *kind)
 		}
 	}
 	return false;
+}
+
+/* The worker's topic names, by kind. */
+static void
+topic_names(const char **names)
+{
+	for (int k = 0; k < PP_NKINDS; k++)
+		names[k] = topics[k].name;
+}
+
+/*
+ * Take up the rewinds in progress on this worker's partitions (after an
+ * assignment, in its transaction): messages below their from_offset are
+ * looked up before being stored.
+ */
+static void
+load_rewinds(void)
+{
+	const char *names[PP_NKINDS];
+	PPRewind *r;
+	int n;
+
+	if (!pp_rewind_supported())
+		return;
+	topic_names(names);
+	n = pp_rewind_fetch(names, false, &r);
+	for (int i = 0; i < n; i++)
+	{
+		PartState *ps = find_part(r[i].kind, r[i].partition);
+
+		if (ps == NULL || r[i].from_offset < 0)
+			continue;
+		ps->rewind_until = r[i].from_offset;
+		ps->rewind_id = r[i].id;
+	}
+	pfree(r);
+}
+
+/*
+ * Where rewind r of partition ps resumes: the requested offset, or the
+ * broker's first offset at or after the requested time (when the broker
+ * finds none, the offset after the last message stored from before the
+ * time); no lower than the partition's first offset and no higher than its
+ * stored offset, next.
+ */
+static int64
+rewind_target(const TopicState *t, const PartState *ps, const PPRewind *r, int64 next)
+{
+	int64 lo, hi;
+	int64 target = r->to_offset;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(rk, t->name, ps->partition, &lo, &hi,
+										   WATERMARK_TIMEOUT_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not read the offsets of %s partition %d: %s", t->name,
+							   ps->partition, rd_kafka_err2str(err))));
+	if (r->by_time)
+	{
+		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+		/* Kafka times are ms since 1970 */
+		int64 ms =
+			(r->to_time + (TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY) /
+			1000;
+
+		rd_kafka_topic_partition_list_add(list, t->name, ps->partition)->offset = ms;
+		err = rd_kafka_offsets_for_times(rk, list, WATERMARK_TIMEOUT_MS);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			err = list->elems[0].err;
+		target = list->elems[0].offset;
+		rd_kafka_topic_partition_list_destroy(list);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+							errmsg("could not find the offset of %s partition %d for a time: %s",
+								   t->name, ps->partition, rd_kafka_err2str(err))));
+		if (target < 0)
+		{
+			/* none found: after the last message stored from before the time */
+			target = pp_rewind_stored_before(r->kind, t->name, ps->partition, r->to_time);
+			ereport(LOG, (errmsg("pinpipe worker %d: the broker found no offset of %s partition %d "
+								 "for the time of rewind request " INT64_FORMAT ", resuming after "
+								 "the last message stored from before it, at offset " INT64_FORMAT,
+								 worker_id, t->name, ps->partition, r->id, target)));
+		}
+	}
+	return Min(Max(target, lo), next);
+}
+
+/*
+ * Take the rewind requests for this worker's partitions (pinpipe.rewind()) in
+ * the caller's transaction, the batch's (offsets: the next offsets it
+ * stores) or one of their own: each partition's stored offset goes back,
+ * and the request records from where. finish_rewinds() takes them into the
+ * worker's state once the transaction has committed.
+ */
+static void
+take_rewinds(const PPOffset *offsets, PartState **parts, int noffsets)
+{
+	const char *names[PP_NKINDS];
+	PPRewind *r;
+	int n;
+
+	last_rewind_check = GetCurrentTimestamp();
+	napplied = 0;
+	if (!pp_rewind_supported())
+		return;
+	topic_names(names);
+	n = pp_rewind_fetch(names, true, &r);
+	for (int i = 0; i < n && napplied < MAX_RESETS; i++)
+	{
+		TopicState *t = &topics[r[i].kind];
+		PartState *ps = find_part(r[i].kind, r[i].partition);
+		int64 next, until, from, target;
+
+		if (ps == NULL)
+			continue; /* another worker's */
+		/* where the partition will be once the transaction commits */
+		next = ps->next_offset;
+		until = ps->rewind_until;
+		for (int o = 0; o < noffsets; o++)
+		{
+			if (parts[o] != ps)
+				continue;
+			next = offsets[o].next_offset;
+			if (until >= 0 && next >= until)
+				until = -1;
+		}
+		for (int a = 0; a < napplied; a++)
+		{
+			if (applied[a].ps != ps)
+				continue;
+			next = applied[a].target;
+			until = applied[a].until;
+		}
+		if (next < 0)
+			continue; /* not started yet */
+		from = Max(next, until);
+		target = rewind_target(t, ps, &r[i], next);
+		pp_rewind_apply(t->name, &r[i], from, target);
+		ereport(LOG,
+				(errmsg("pinpipe worker %d: rewinding %s partition %d from offset " INT64_FORMAT
+						" to " INT64_FORMAT " (request " INT64_FORMAT ")",
+						worker_id, t->name, ps->partition, next, target, r[i].id)));
+		applied[napplied].ps = ps;
+		applied[napplied].id = r[i].id;
+		applied[napplied].target = target;
+		applied[napplied].until = target < from ? from : -1;
+		napplied++;
+	}
+	pfree(r);
+}
+
+/* After the commit: the partitions rewound go back, assigned again. */
+static void
+finish_rewinds(void)
+{
+	for (int a = 0; a < napplied; a++)
+	{
+		applied[a].ps->next_offset = applied[a].target;
+		applied[a].ps->rewind_until = applied[a].until;
+		applied[a].ps->rewind_id = applied[a].id;
+	}
+	if (napplied > 0)
+		need_assign = true;
+	napplied = 0;
+}
+
+static bool
+rewind_check_due(void)
+{
+	return TimestampDifferenceExceeds(last_rewind_check, GetCurrentTimestamp(), REWIND_CHECK_MS);
+}
+
+/* With no batch to write: the rewind requests in a transaction of their own. */
+static void
+apply_rewinds(void)
+{
+	if (!begin_extension_xact())
+		return;
+	take_rewinds(NULL, NULL, 0);
+	finish_xact();
+	finish_rewinds();
+}
+
+/* Whether a rewind is in progress on one of this worker's partitions. */
+static bool
+rewinding(void)
+{
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		for (int p = 0; p < topics[k].nmine; p++)
+		{
+			if (topics[k].mine[p].rewind_until >= 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * In the batch's transaction: drop from batch_pp the messages of rewound
+ * partitions that are stored already (raw row or dead letter), and count
+ * them, and the others of the rewound range, per partition.
+ */
+static void
+filter_rewound(void)
+{
+	const char *names[PP_NKINDS];
+	bool *candidate;
+	bool *stored;
+	bool any = false;
+	int n = 0;
+
+	if (!rewinding())
+		return;
+	for (int i = 0; i < batch_pp_n; i++)
+	{
+		PartState *ps = find_part(batch_pp[i].kind, batch_pp[i].partition);
+
+		ps->rewind_skipped = ps->rewind_stored = 0;
+		any |= (ps->rewind_until >= 0 && batch_pp[i].offset < ps->rewind_until);
+	}
+	if (!any)
+		return;
+	candidate = palloc0(sizeof(bool) * batch_pp_n);
+	stored = palloc0(sizeof(bool) * batch_pp_n);
+	for (int i = 0; i < batch_pp_n; i++)
+	{
+		PartState *ps = find_part(batch_pp[i].kind, batch_pp[i].partition);
+
+		candidate[i] = ps->rewind_until >= 0 && batch_pp[i].offset < ps->rewind_until;
+	}
+	topic_names(names);
+	pp_rewind_find_stored(batch_pp, batch_pp_n, names, candidate, stored);
+	for (int i = 0; i < batch_pp_n; i++)
+	{
+		PartState *ps = find_part(batch_pp[i].kind, batch_pp[i].partition);
+
+		if (candidate[i] && !stored[i])
+			ps->rewind_stored++;
+		if (!stored[i])
+		{
+			batch_pp[n++] = batch_pp[i];
+			continue;
+		}
+		ps->rewind_skipped++;
+		if (batch_pp[i].decoded)
+			pp_record_free(&batch_pp[i].rec);
+	}
+	batch_pp_n = n;
+}
+
+/*
+ * In the batch's transaction, after the rows: the counts of the rewinds in
+ * progress, and their end when the partition reached from_offset again; the
+ * clean rows of the missing messages stored, rebuilt from the latest raw
+ * row of their inds (they may be older than the latest).
+ */
+static void
+account_rewinds(const PPOffset *offsets, PartState **parts, int noffsets)
+{
+	if (!rewinding())
+		return;
+	for (int o = 0; o < noffsets; o++)
+	{
+		PartState *ps = parts[o];
+
+		if (ps->rewind_until < 0)
+			continue;
+		pp_rewind_progress(ps->rewind_id, ps->rewind_skipped, ps->rewind_stored,
+						   offsets[o].next_offset >= ps->rewind_until);
+	}
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		int32 *inds = palloc(sizeof(int32) * Max(batch_pp_n, 1));
+		int n = 0;
+
+		for (int i = 0; i < batch_pp_n; i++)
+		{
+			PPMessage *m = &batch_pp[i];
+			PartState *ps;
+
+			if (m->kind != (PPKind) k || m->error != NULL)
+				continue;
+			ps = find_part(m->kind, m->partition);
+			if (ps->rewind_until >= 0 && m->offset < ps->rewind_until)
+				inds[n++] = (int32) m->rec.values[0].i;
+		}
+		pp_reclean_inds((PPKind) k, inds, n);
+		pfree(inds);
+	}
 }
 
 /* A consumer error: an offset the broker no longer has, or something to report. */
@@ -904,17 +1227,20 @@ decode_messages(PPMessage *msgs, int nmsgs, size_t max_message_bytes)
  * with nothing written, if the extension changed under the worker.
  */
 static bool
-store_batch(const PPOffset *offsets, int noffsets, PPSinkResult *result)
+store_batch(const PPOffset *offsets, PartState **parts, int noffsets, PPSinkResult *result)
 {
 	const char *names[PP_NKINDS];
 
-	for (int k = 0; k < PP_NKINDS; k++)
-		names[k] = topics[k].name;
+	topic_names(names);
 	if (!begin_extension_xact())
 		return false;
 	pgstat_report_activity(STATE_RUNNING, "pinpipe: writing a batch");
+	filter_rewound();
 	pp_sink_write(batch_pp, batch_pp_n, names, offsets, noffsets,
 				  (PPWriteMethod) pinpipe_write_method, result);
+	account_rewinds(offsets, parts, noffsets);
+	if (rewind_check_due())
+		take_rewinds(offsets, parts, noffsets);
 	finish_xact();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
@@ -930,6 +1256,8 @@ advance_offsets(const PPOffset *offsets, PartState **parts, int noffsets)
 	for (int o = 0; o < noffsets; o++)
 	{
 		parts[o]->next_offset = offsets[o].next_offset;
+		if (parts[o]->rewind_until >= 0 && offsets[o].next_offset >= parts[o]->rewind_until)
+			parts[o]->rewind_until = -1; /* the rewind is over (recorded with the batch) */
 		rd_kafka_topic_partition_list_add(commit, offsets[o].topic, offsets[o].partition)->offset =
 			offsets[o].next_offset;
 	}
@@ -950,9 +1278,10 @@ write_batch(void)
 	if (batch_pp_n == 0)
 		return;
 	decode_messages(batch_pp, batch_pp_n, (size_t) pinpipe_max_message_bytes);
-	if (!store_batch(offsets, noffsets, &result))
+	if (!store_batch(offsets, parts, noffsets, &result))
 		return;
 	advance_offsets(offsets, parts, noffsets);
+	finish_rewinds();
 	pp_report_batch(worker_id, result.rows, result.dead_letters);
 	publish_partitions();
 	pp_history_count(worker_id, result.rows, result.dead_letters);
@@ -1037,6 +1366,8 @@ consume_once(void)
 	release_batch();
 	if (nresets > 0)
 		handle_offset_resets();
+	else if (rewind_check_due())
+		apply_rewinds();
 }
 
 void
@@ -1085,6 +1416,7 @@ pinpipe_worker_main(Datum main_arg)
 	pp_decode_set_allocator(json_alloc, json_free);
 	connected_database = MemoryContextStrdup(worker_cxt, pinpipe_database);
 	resets = MemoryContextAlloc(worker_cxt, sizeof(PendingReset) * MAX_RESETS);
+	applied = MemoryContextAlloc(worker_cxt, sizeof(AppliedRewind) * MAX_RESETS);
 
 	ereport(LOG, (errmsg("pinpipe worker %d started in database \"%s\"", worker_id,
 						 connected_database)));
@@ -1114,6 +1446,7 @@ pinpipe_worker_main(Datum main_arg)
 			pp_sink_reset_plans();
 			release_batch();
 			nresets = 0;
+			napplied = 0; /* rolled back with the transaction */
 			/* nothing of the failed batch was stored: start again from the stored offsets */
 			need_assign = true;
 			pp_set_state(worker_id, "retrying after an error");

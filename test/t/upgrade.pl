@@ -124,7 +124,9 @@ for my $t (qw(pin geo user))
 		    AND (SELECT count(*) FROM public.kept_$t) > 0");
 }
 pp_check($node, 'dead letters from before the update unchanged',
-	"SELECT NOT EXISTS (SELECT * FROM public.kept_dead EXCEPT ALL SELECT * FROM pinpipe.dead_letters)
+	"SELECT NOT EXISTS (SELECT * FROM public.kept_dead EXCEPT ALL
+	                    SELECT topic, kafka_partition, kafka_offset, kafka_timestamp, payload, error, received_at
+	                      FROM pinpipe.dead_letters WHERE replayed_at IS NULL)
 	    AND (SELECT count(*) FROM public.kept_dead) = 5");
 pp_check($node, 'dead letters: 5 before, 3 during, 2 after the update', 'SELECT count(*) = 10 FROM pinpipe.dead_letters');
 pp_check($node, 'offsets of every partition kept and moved on',
