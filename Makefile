@@ -3,7 +3,25 @@ EXTENSION = pinpipe
 MODULE_big = pinpipe
 OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/clean.o \
 	src/status.o src/kafka.o src/sink.o src/worker.o
-DATA = $(wildcard pinpipe--*.sql)
+# The install script of the current version (default_version in
+# pinpipe.control) is built from the pieces in src/sql, one per concern, in
+# the order of SQL_PIECES (an object after those it names: the whole-record
+# cleaners of clean.sql return the tables' row types); a new piece is a new
+# line there. The scripts of released versions (pinpipe--0.1.sql) and the
+# upgrade scripts are shipped as they are and never edited. Every schema
+# change goes into a piece and into the upgrade script to the current
+# version. When a version is released, freeze its built script: commit it
+# as pinpipe--X.Y.sql and add it to DATA.
+EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pinpipe.control)
+SQL_PIECES = \
+	src/sql/tables.sql \
+	src/sql/clean.sql \
+	src/sql/ingest.sql \
+	src/sql/worker.sql \
+	src/sql/analytics.sql \
+	src/sql/analytics_check.sql
+DATA_built = pinpipe--$(EXTVERSION).sql
+DATA = pinpipe--0.1.sql $(wildcard pinpipe--*--*.sql)
 PGFILEDESC = "pinpipe - Kafka topics to cleaned tables"
 
 REGRESS = clean_functions records reclean control analytics analytics_cache
@@ -56,6 +74,14 @@ PP_DATADIR = $(datadir)/pinpipe
 TOOL_CFLAGS = -O2 -g -Wall -Wextra -Werror -std=gnu11 -Isrc -DPP_DATADIR='"$(PP_DATADIR)"'
 
 all: $(TOOLS)
+
+# The header once, then each piece after a line naming it.
+pinpipe--$(EXTVERSION).sql: $(SQL_PIECES) Makefile pinpipe.control
+	{ printf '%s\n' '/* $@: built by make from the pieces in src/sql (SQL_PIECES in the Makefile); edit those */' '' \
+		'-- complain if script is sourced in psql, rather than via CREATE EXTENSION' \
+		'\echo Use "CREATE EXTENSION pinpipe" to load this file. \quit'; \
+	  for f in $(SQL_PIECES); do printf '\n-- %s\n\n' "$$f"; cat "$$f"; done; } >$@.tmp
+	mv $@.tmp $@
 
 # PGXS tracks no header dependencies: rebuild every object when a header
 # changes (a struct that changed size in one object only corrupts memory).

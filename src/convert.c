@@ -27,8 +27,8 @@ find_column(TupleDesc tupdesc, const char *name, bool missing_ok)
 	if (!missing_ok)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 						errmsg("column \"%s\" of a pinpipe table is missing", name),
-						errhint("Recreate the extension's tables with ALTER EXTENSION pinpipe "
-								"UPDATE or DROP and CREATE EXTENSION pinpipe.")));
+						errhint("Update the extension's objects to the installed library's "
+								"version with ALTER EXTENSION pinpipe UPDATE.")));
 	return -1;
 }
 

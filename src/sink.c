@@ -106,8 +106,8 @@ table_rowtype(const char *table)
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table pinpipe.%s does not exist", table),
-				 errhint("Recreate the extension's objects (DROP and CREATE EXTENSION "
-						 "pinpipe).")));
+				 errhint("Update the extension's objects to the installed library's "
+						 "version with ALTER EXTENSION pinpipe UPDATE.")));
 	return get_rel_type_id(relid);
 }
 

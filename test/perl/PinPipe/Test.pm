@@ -60,6 +60,7 @@ max_worker_processes = 16
 restart_after_crash = on
 log_statement = none
 wal_level = replica
+search_path = 'public'
 max_wal_senders = 0
 CONF
 	$conf .= "pinpipe.brokers = '$opt{brokers}'\n" if defined $opt{brokers};
