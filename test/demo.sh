@@ -27,16 +27,23 @@ done
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "installing packages and building pinpipe"
-pp_install_deps
-pp_build
+# Run by test/run.sh (test/t/demo.pl, as the server user): pinpipe is built
+# and installed in its private server tree already; use that one.
+if [ -n "${PP_PRIVATE_ROOT:-}" ] && [ -d "$PP_PRIVATE_ROOT" ] &&
+	[ -f "$("$PP_BIN/pg_config" --pkglibdir)/pinpipe.so" ] && [ -x "$PP_BROKER_BIN" ] && [ -x "$PP_EMULATE_BIN" ]; then
+	say "using pinpipe as built and installed in $PP_PRIVATE_ROOT"
+else
+	say "installing packages and building pinpipe"
+	pp_install_deps
+	pp_build
+fi
 
 say "starting the embedded Kafka broker (pinpipe-broker)"
 pp_broker_start demo --partitions 6 --prefix pinterest
 echo "bootstrap address: $PP_BROKER"
 
 say "starting a throwaway PostgreSQL cluster with the worker preloaded"
-PP_WORK=$(mktemp -d /tmp/pinpipe-demo.XXXXXX)
+PP_WORK=$(mktemp -d "${TMPDIR:-/tmp}/pinpipe-demo.XXXXXX")
 cleanup() {
 	if [ "$KEEP" = true ]; then
 		echo
