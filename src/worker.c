@@ -492,9 +492,6 @@ assign_partitions(void)
 	finish_xact();
 
 	err = rd_kafka_assign(rk, list);
-	/* a partition paused by pinpipe.pause() stays paused through an assign */
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		(void) rd_kafka_resume_partitions(rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ereport(ERROR,
