@@ -115,6 +115,10 @@ $node->safe_psql('postgres', 'SELECT pinpipe.resume()');
 pp_wait_for($node, "SELECT count(*) = 18 FROM pinpipe.partition_lag WHERE topic LIKE 'grow.%'", 30);
 produce('grow', $_, $_ * 1000 + 31, $_ * 1000 + 35) for 0 .. 5;    # while running
 pp_check_complete($node, 'grow', 180 + 180 + 90, 60);
+diag('stored offsets: ' . $node->safe_psql('postgres',
+		"SELECT string_agg(format('%s[%s] %s', topic, kafka_partition, next_offset), ', '
+		                   ORDER BY topic, kafka_partition) FROM pinpipe.offsets"))
+  unless Test::More->builder->is_passing;
 pp_check($node, 'partition_lag shows 6 partitions per topic, all consumed',
 	"SELECT count(*) = 18 AND bool_and(lag = 0) FROM pinpipe.partition_lag WHERE topic LIKE 'grow.%'");
 pp_check($node, 'no dead letters, no gaps',
