@@ -33,9 +33,16 @@ done
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "installing packages and building pinpipe"
-pp_install_deps
-pp_build
+# Run by test/run.sh (test/t/demo.pl, as the server user): pinpipe is built
+# and installed in its private server tree already; use that one.
+if [ -n "${PP_PRIVATE_ROOT:-}" ] && [ -d "$PP_PRIVATE_ROOT" ] &&
+	[ -f "$("$PP_BIN/pg_config" --pkglibdir)/pinpipe.so" ] && [ -x "$PP_BROKER_BIN" ] && [ -x "$PP_EMULATE_BIN" ]; then
+	say "using pinpipe as built and installed in $PP_PRIVATE_ROOT"
+else
+	say "installing packages and building pinpipe"
+	pp_install_deps
+	pp_build
+fi
 
 say "starting the embedded Kafka broker (pinpipe-broker)"
 pp_broker_start demo --partitions 6 --prefix pinterest
@@ -44,7 +51,7 @@ echo "bootstrap address: $PP_BROKER"
 TARGET=(--brokers "$PP_BROKER")
 if [ "$REST" = true ]; then
 	say "starting the HTTP front door (pinpipe-rest) in front of the broker"
-	PP_REST_LOG=$(mktemp /tmp/pinpipe-rest-demo.XXXXXX)
+	PP_REST_LOG=$(mktemp "${TMPDIR:-/tmp}/pinpipe-rest-demo.XXXXXX")
 	src/bin/pinpipe-rest --brokers "$PP_BROKER" --listen 127.0.0.1:0 --base-path /dev \
 		--stream-prefix pinterest --key-field index,ind --quiet >"$PP_REST_LOG" 2>&1 &
 	PP_REST_PID=$!
@@ -56,7 +63,7 @@ if [ "$REST" = true ]; then
 fi
 
 say "starting a throwaway PostgreSQL cluster with the worker preloaded"
-PP_WORK=$(mktemp -d /tmp/pinpipe-demo.XXXXXX)
+PP_WORK=$(mktemp -d "${TMPDIR:-/tmp}/pinpipe-demo.XXXXXX")
 DASH_PID=
 cleanup() {
 	if [ "$KEEP" = true ]; then

@@ -1,5 +1,5 @@
 -- test/reference/compare.sql: compare pinpipe's analytics functions with one
--- notebook's published tables. Run by test/t/reference.sh with psql, after the
+-- notebook's published tables. Run by test/t/reference.pl with psql, after the
 -- notebook's raw rows went through Kafka and the worker:
 --   psql -v outputs="$(cat outputs.json)" -f test/reference/compare.sql
 -- Prints one line per published table: "ok: ...", "FAILED: ..." or
