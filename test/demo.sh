@@ -105,7 +105,11 @@ else
 fi
 echo "cluster on port $PGPORT, data in $PP_PGDATA"
 
-say "posting $COUNT records (pin, geo and user: $((COUNT * 3)) messages) at $RATE records/s"
+if [ "$REST" = true ]; then
+	say "posting $COUNT records (pin, geo and user: $((COUNT * 3)) HTTP requests, one at a time as the original producer) at up to $RATE records/s"
+else
+	say "posting $COUNT records (pin, geo and user: $((COUNT * 3)) messages) at $RATE records/s"
+fi
 "$PP_EMULATE_BIN" "${TARGET[@]}" --prefix pinterest --count "$COUNT" --rate "$RATE" --seed 2024 \
 	--data data --quiet 2>"$PP_WORK/emulate.log" &
 emu=$!
