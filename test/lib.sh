@@ -223,7 +223,7 @@ pp_psql() {
 	psql -X -q -v ON_ERROR_STOP=1 -At "$@"
 }
 
-# ---- helpers for the integration tests (test/t/*.sh) ----
+# ---- helpers for the demo and the benchmarks (the tests use test/perl/PinPipe/Test.pm) ----
 
 PP_BROKER_BIN=${PP_BROKER_BIN:-$PP_TOP/src/bin/pinpipe-broker}
 PP_EMULATE_BIN=${PP_EMULATE_BIN:-$PP_TOP/src/bin/pinpipe-emulate}
@@ -282,59 +282,4 @@ pp_wait_for() {
 	done
 	echo "timed out after ${secs}s waiting for: $sql" >&2
 	return 1
-}
-
-# A clean slate: the worker idle and not paused, the extension recreated in postgres.
-pp_reset_pinpipe() {
-	pp_set pinpipe.brokers '' pinpipe.topic_prefix pinterest pinpipe.start_offset earliest
-	if [ "$(pp_psql -d postgres -c "SELECT count(*) FROM pg_extension WHERE extname = 'pinpipe'")" = 1 ]; then
-		pp_psql -d postgres -c "SELECT pinpipe.resume()" >/dev/null
-		pp_wait_for 30 "SELECT coalesce(bool_and(state LIKE 'idle%' OR state = 'stopped'), true) FROM pinpipe.status"
-	fi
-	pp_psql -d postgres -c "DROP EXTENSION IF EXISTS pinpipe CASCADE" -c "CREATE EXTENSION pinpipe" >/dev/null 2>&1
-}
-
-# The worker's pid (first worker), empty if none.
-pp_worker_pid() {
-	psql -X -At -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pinpipe worker' LIMIT 1" 2>/dev/null
-}
-
-# Count of failed checks in a test script; pp_check DESCRIPTION SQL-returning-t
-PP_FAILED=0
-pp_check() {
-	local desc=$1 sql=$2 out
-	out=$(psql -X -At -d postgres -c "$sql" 2>&1)
-	if [ "$out" = t ]; then
-		echo "  ok: $desc"
-	else
-		echo "  FAILED: $desc (got: $out)"
-		PP_FAILED=$((PP_FAILED + 1))
-	fi
-}
-
-# Key each JSON line of a file by its ind (or index) for kcat -K'\t': stdout.
-pp_keyed() {
-	sed -E 's/^(\{"(index|ind)": (-?[0-9]+))/\3\t\1/' "$@"
-}
-
-# The exactly-once check: every message of the topics PREFIX.* (TOTAL in all)
-# is stored exactly once as a raw row or a dead letter, none is missing, and
-# the stored next offsets account for every message.
-pp_check_complete() {
-	local prefix=$1 total=$2
-	pp_wait_for "${3:-180}" "SELECT coalesce(sum(next_offset), 0) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'" ||
-		PP_FAILED=$((PP_FAILED + 1))
-	pp_check "every produced message consumed: stored offsets sum to $total" \
-		"SELECT sum(next_offset) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'"
-	pp_check "every (partition, offset) is in raw or dead_letters exactly once, none missing" \
-		"WITH stored AS (
-		     SELECT '$prefix.pin' AS topic, kafka_partition, kafka_offset FROM pinpipe.pin_raw
-		     UNION ALL SELECT '$prefix.geo', kafka_partition, kafka_offset FROM pinpipe.geo_raw
-		     UNION ALL SELECT '$prefix.user', kafka_partition, kafka_offset FROM pinpipe.user_raw
-		     UNION ALL SELECT topic, kafka_partition, kafka_offset FROM pinpipe.dead_letters),
-		  per AS (SELECT topic, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
-		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2)
-		 SELECT bool_and(n = d AND n = o.next_offset AND lo = 0 AND hi = o.next_offset - 1)
-		        AND sum(n) = $total
-		   FROM per JOIN pinpipe.offsets o USING (topic, kafka_partition)"
 }

@@ -63,18 +63,15 @@ trap cleanup EXIT
 # What to run: pg_regress suites (sql/NAME.sql) and TAP tests (test/t/NAME.pl).
 suites=()
 taps=()
-shs=()
 if [ $# -gt 0 ]; then
 	for t in "$@"; do
-		if [ -f "sql/$t.sql" ]; then suites+=("$t"); elif [ -f "test/t/$t.pl" ]; then taps+=("test/t/$t.pl");
-		elif [ -f "test/t/$t.sh" ]; then shs+=("test/t/$t.sh"); else
+		if [ -f "sql/$t.sql" ]; then suites+=("$t"); elif [ -f "test/t/$t.pl" ]; then taps+=("test/t/$t.pl"); else
 			echo "no test named $t"; exit 2
 		fi
 	done
 else
 	suites=($(sed -n 's/^REGRESS = //p' Makefile))
 	taps=(test/t/*.pl)
-	shs=(test/t/*.sh)
 fi
 
 passed=0
@@ -121,26 +118,6 @@ for t in "${taps[@]}"; do
 		tail -50 "$PP_WORK/$name.out"
 	fi
 done
-
-# Tests not yet ported to TAP (test/t/*.sh) share one cluster (test/lib.sh).
-if [ ${#shs[@]} -gt 0 ]; then
-	pp_log "starting a shared cluster for the bash tests in $PP_WORK"
-	if pp_cluster_start </dev/null; then
-		for t in "${shs[@]}"; do
-			[ -f "$t" ] || continue
-			name=$(basename "$t" .sh)
-			pp_log "test $name"
-			rc=0
-			bash "$t" >"$PP_WORK/$name.out" 2>&1 || rc=1
-			pp_sanitizer_reports "$PP_WORK/server.log" >>"$PP_WORK/$name.out" 2>&1 || rc=1
-			if [ "$rc" = 0 ]; then pass "$name"; else
-				fail "$name"; echo "its output ends with:"; tail -50 "$PP_WORK/$name.out"; fi
-		done
-		pp_cluster_stop
-	else
-		fail "shared cluster start"
-	fi
-fi
 
 for f in "${failures[@]}"; do echo "failed: $f"; done
 if [ "$failed" = 0 ] && [ -z "${PP_KEEP:-}" ]; then
