@@ -44,7 +44,7 @@ for i in 1 2; do
 done
 finish_emulator down
 pp_check_complete down 100002
-pp_check "the worker reported the outage" "SELECT count(*) > 0 FROM pinpipe.status WHERE last_error IS NOT NULL"
+pp_check "the worker reported the outage" "SELECT count(*) > 0 FROM pinpipe.status WHERE coalesce(last_error, previous_error) IS NOT NULL"
 
 phase "request errors injected at random"
 pp_broker_start errs --partitions 8 --prefix errs || exit 1
@@ -67,7 +67,7 @@ pp_set pinpipe.brokers "$PP_BROKER" pinpipe.topic_prefix kill pinpipe.batch_size
 run_emulator kill 60000 1200
 kills=0
 for i in $(seq 20); do
-	pp_wait_for 60 "SELECT count(*) > 0 FROM pinpipe.status WHERE state = 'consuming' AND batches > 0" >/dev/null 2>&1 ||
+	pp_wait_for 60 "SELECT count(*) > 0 FROM pinpipe.status WHERE state IN ('consuming', 'caught up') AND batches > 0" >/dev/null 2>&1 ||
 		pp_wait_for 30 "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pinpipe worker'"
 	sleep 0.$((3 + RANDOM % 7))
 	pid=$(pp_worker_pid)

@@ -39,7 +39,7 @@ limit=1048576
 pp_reset_pinpipe
 pp_broker_start hostilebig --partitions 5 --prefix hostilebig --max-request-bytes 400000000 || exit 1
 pp_set pinpipe.brokers "$PP_BROKER" pinpipe.topic_prefix hostilebig
-pp_wait_for 30 "SELECT bool_and(state = 'consuming') FROM pinpipe.status" || PP_FAILED=$((PP_FAILED + 1))
+pp_wait_for 30 "SELECT bool_and(state IN ('consuming', 'caught up')) FROM pinpipe.status" || PP_FAILED=$((PP_FAILED + 1))
 pid=$(pp_worker_pid)
 hwm() { awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$1/status" 2>/dev/null; }
 echo "  worker pid $pid, peak RSS so far $(hwm "$pid") MB"

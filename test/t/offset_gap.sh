@@ -37,7 +37,7 @@ pp_check "rows + dead letters + lost = messages produced (801)" \
 pp_check "the rows after the gap are all there" \
 	"SELECT count(*) = 801 - $low AND min(kafka_offset) = $low FROM pinpipe.pin_raw WHERE kafka_offset > 0"
 pp_check "status reports the lost messages" \
-	"SELECT lost_messages >= $low - 1 AND last_error LIKE '%lost%' FROM pinpipe.status WHERE kind = 'pin'"
+	"SELECT lost_messages >= $low - 1 AND coalesce(last_error, previous_error) LIKE '%lost%' FROM pinpipe.status WHERE kind = 'pin'"
 if grep -q "messages of gap.pin partition 0 were lost: deleted by retention" "$PP_WORK/server.log" 2>/dev/null ||
 	grep -rq "messages of gap.pin partition 0 were lost" "${PP_PGDATA:-/nonexistent}/../server.log" 2>/dev/null; then
 	echo "  ok: the server log has a WARNING about the gap"

@@ -69,7 +69,7 @@ for t in pin geo user; do
 done
 [ $missing = 0 ] && echo "  ok: every partition complete up to its high watermark" ||
 	{ echo "  FAILED: $missing partitions incomplete"; PP_FAILED=$((PP_FAILED + 1)); }
-w=$(psql2 -c "SELECT count(DISTINCT pid) FROM pinpipe.status WHERE state = 'consuming'")
+w=$(psql2 -c "SELECT count(DISTINCT pid) FROM pinpipe.status WHERE state IN ('consuming', 'caught up')")
 [ "$w" = 2 ] && echo "  ok: cluster 2 ran two workers" || { echo "  FAILED: cluster 2 workers: $w"; PP_FAILED=$((PP_FAILED + 1)); }
 parts=$(psql2 -c "SELECT string_agg(worker || ':' || kafka_partition, ',' ORDER BY worker, kafka_partition) FROM pinpipe.partition_lag WHERE topic = 'split.pin'")
 [ "$parts" = "0:4,0:6,1:5,1:7" ] && echo "  ok: its workers split partitions 4-7 between them ($parts)" ||
