@@ -336,6 +336,36 @@ require_worker_database(const char *action)
 					 pinpipe_database, action, here ? here : "?")));
 }
 
+/*
+ * Say which database the workers write to (after CREATE EXTENSION pinpipe),
+ * plainly when it is not the current one.
+ */
+void
+pp_notice_workers_database(void)
+{
+	const char *here = get_database_name(MyDatabaseId);
+
+	if (pp_shared == NULL)
+		ereport(NOTICE,
+				(errmsg("no pinpipe worker runs: pinpipe is not in shared_preload_libraries"),
+				 errhint("Add pinpipe to shared_preload_libraries and restart the server; its "
+						 "workers then write to database \"%s\" (pinpipe.database).",
+						 pinpipe_database)));
+	else if (here != NULL && strcmp(here, pinpipe_database) == 0)
+		ereport(NOTICE, (errmsg("the pinpipe workers write to this database, \"%s\"", here)));
+	else
+		ereport(NOTICE,
+				(errmsg("the pinpipe workers write to database \"%s\", not to this database \"%s\"",
+						pinpipe_database, here ? here : "?"),
+				 errdetail("The pinpipe tables of this database stay empty, pinpipe.status here "
+						   "shows the workers of database \"%s\", and pause() and resume() are "
+						   "refused here.",
+						   pinpipe_database),
+				 errhint("Use the extension in database \"%s\", or set pinpipe.database = '%s' "
+						 "and restart the server.",
+						 pinpipe_database, here ? here : "?")));
+}
+
 static void
 set_paused(bool paused)
 {

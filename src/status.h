@@ -100,5 +100,6 @@ extern void pp_publish_topic(int worker, PPKind kind, const char *topic, int n,
 							 const int64 *high_watermark);
 extern void pp_report_batch(int worker, const int64 *rows, const int64 *dead_letters);
 extern void pp_report_lost_messages(int worker, PPKind kind, int64 lost);
+extern void pp_notice_workers_database(void);
 
 #endif /* PINPIPE_STATUS_H */

@@ -333,7 +333,8 @@ publish_partitions(void)
 				hi < 0)
 				hi = -1;
 			high_watermark[p] = hi;
-			if (hi < 0 || next_offset[p] < 0 || next_offset[p] < hi)
+			/* with no stored offset, a partition is caught up when it is empty */
+			if (hi < 0 || (next_offset[p] >= 0 ? next_offset[p] < hi : hi != 0 && hi != lo))
 				caught_up = false;
 		}
 		ts->caught_up = caught_up;
@@ -461,9 +462,20 @@ extension_ready(void)
 static void
 report_kafka_error(int worker, int err, const char *reason)
 {
+	int kind = PP_ALL_TOPICS;
+
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
 		brokers_down = true;
-	pp_set_error(worker, PP_ALL_TOPICS, PP_ERR_KAFKA, "Kafka: %s", reason);
+	/* an error about a partition ("topic [partition]: ...") belongs to its topic */
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		size_t len = strlen(topics[k].name);
+
+		if (len > 0 && strncmp(reason, topics[k].name, len) == 0 &&
+			strncmp(reason + len, " [", 2) == 0)
+			kind = k;
+	}
+	pp_set_error(worker, kind, PP_ERR_KAFKA, "Kafka: %s", reason);
 }
 
 /* Is err the broker saying that a topic does not exist? */

@@ -70,22 +70,3 @@ GRANT SELECT ON pinpipe.status, pinpipe.partition_lag TO pinpipe_admin, pg_monit
 -- private until granted.
 GRANT USAGE ON SCHEMA pinpipe TO PUBLIC;
 GRANT SELECT ON pinpipe.offsets, pinpipe.dead_letters, pinpipe.offset_gaps TO pinpipe_admin;
-
--- Say which database the workers write to: in any other, the extension's
--- tables stay empty.
-DO $$
-DECLARE
-    target text := current_setting('pinpipe.database', true);
-BEGIN
-    IF target IS NULL THEN
-        RETURN;
-    ELSIF target = current_database() THEN
-        RAISE NOTICE 'the pinpipe workers write to this database, "%"', target;
-    ELSE
-        RAISE NOTICE 'the pinpipe workers write to database "%", not to this database "%"',
-            target, current_database()
-            USING DETAIL = format('The pinpipe tables of this database stay empty, pinpipe.status here shows the workers of database %I, and pause() and resume() are refused here.', target),
-                  HINT = format('Use the extension in database %I, or set pinpipe.database = %L and restart the server.', target, current_database());
-    END IF;
-END
-$$;
