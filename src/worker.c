@@ -712,6 +712,12 @@ assign_partitions(void)
 	finish_xact();
 
 	err = rd_kafka_assign(rk, list);
+	/*
+	 * Partitions paused by pinpipe.pause() stay paused through a new
+	 * assignment: assignments are made only while not paused, so resume them.
+	 */
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && partitions_paused)
+		(void) rd_kafka_resume_partitions(rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ereport(ERROR,
