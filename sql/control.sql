@@ -27,7 +27,7 @@ GRANT EXECUTE ON FUNCTION pg_temp.wait_for_state(bool) TO PUBLIC;
 CREATE ROLE pinpipe_plain;
 CREATE ROLE pinpipe_sneaky;
 
-GRANT EXECUTE ON FUNCTION pinpipe.pause(), pinpipe.resume() TO pinpipe_sneaky;
+GRANT EXECUTE ON FUNCTION pinpipe.pause(interval), pinpipe.resume() TO pinpipe_sneaky;
 
 -- a plain user may not pause, resume, read status or see kafka_config
 SET ROLE pinpipe_plain;
@@ -72,15 +72,21 @@ SELECT * FROM pinpipe.reclean();
 RESET ROLE;
 REVOKE pinpipe_reader FROM pinpipe_plain;
 
--- pinpipe_admin may pause, resume and reclean, and read status
+-- pinpipe_admin may read status and reclean; pause and resume, but only in
+-- pinpipe.database, which this is not: they are refused here (test/t/status.pl
+-- pauses and resumes in the workers' database)
 GRANT pinpipe_admin TO pinpipe_plain;
 SET ROLE pinpipe_plain;
+SELECT count(*) = current_setting('pinpipe.workers')::int * 3 AS sees_status,
+       bool_and(database = current_setting('pinpipe.database')) AS names_the_workers_database,
+       bool_and(database <> current_database()) AS not_this_one
+  FROM pinpipe.status;
 SELECT pinpipe.pause();
-SELECT pg_temp.wait_for_state(true) AS paused;
 SELECT pinpipe.resume();
-SELECT pg_temp.wait_for_state(false) AS resumed;
+SELECT pg_temp.wait_for_state(false) AS not_paused;
 SELECT pin_rows >= 0 AS recleaned FROM pinpipe.reclean();
 RESET ROLE;
+SELECT pinpipe.pause('1 s');
 
 -- superusers see kafka_config
 SELECT count(*) AS visible FROM pg_settings WHERE name = 'pinpipe.kafka_config';

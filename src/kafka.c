@@ -81,7 +81,7 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	TimestampTz now = GetCurrentTimestamp();
 	LoggedError *slot = &cx->logged_errors[0];
 
-	cx->on_error(cx->worker, reason);
+	cx->on_error(cx->worker, err, reason);
 	for (int i = 0; i < ERROR_LOG_SLOTS; i++)
 	{
 		LoggedError *e = &cx->logged_errors[i];

@@ -13,7 +13,7 @@
 #include <librdkafka/rdkafka.h>
 
 /* Receives a Kafka error of worker's consumer (called in the caller's thread). */
-typedef void (*PPKafkaErrorFn)(int worker, const char *reason);
+typedef void (*PPKafkaErrorFn)(int worker, int err, const char *reason);
 
 extern bool pp_check_kafka_config(char **newval, void **extra, GucSource source);
 extern rd_kafka_t *pp_kafka_consumer(const char *brokers, const char *config, int worker,

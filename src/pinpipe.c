@@ -7,8 +7,10 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "postmaster/bgworker.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -33,6 +35,7 @@ char *pinpipe_partitions = NULL;
 int pinpipe_write_method = PP_WRITE_AUTO;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 static const struct config_enum_entry start_offset_options[] = {
 	{ "earliest", PP_START_EARLIEST, false },
@@ -237,6 +240,30 @@ pp_emit_log(ErrorData *edata)
 		edata->hide_stmt = true;
 }
 
+/*
+ * After CREATE EXTENSION pinpipe, say which database the workers write to
+ * (status.c). A NOTICE from the extension's script would not be seen: the
+ * script runs with client_min_messages at WARNING at least.
+ */
+static void
+pp_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				   ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
+				   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node *stmt = pstmt->utilityStmt;
+	bool create_pinpipe = IsA(stmt, CreateExtensionStmt) &&
+						  strcmp(((CreateExtensionStmt *) stmt)->extname, "pinpipe") == 0;
+
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest,
+								  qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest,
+								qc);
+	if (create_pinpipe)
+		pp_notice_workers_database();
+}
+
 /* Register the consumer workers (only when preloaded). */
 static void
 register_workers(void)
@@ -266,6 +293,8 @@ _PG_init(void)
 	pp_history_define_settings();
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = pp_emit_log;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = pp_process_utility;
 	MarkGUCPrefixReserved("pinpipe");
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -56,6 +56,8 @@
 PGDLLEXPORT void pinpipe_worker_main(Datum main_arg);
 
 #define METADATA_INTERVAL_MS 10000
+/* while the brokers are unreachable: how often to ask again */
+#define METADATA_RETRY_MS    2000
 #define WATERMARK_TIMEOUT_MS 5000
 /* how often the worker looks for rewind requests (pinpipe.rewind()) */
 #define REWIND_CHECK_MS 1000
@@ -91,6 +93,7 @@ typedef struct TopicState
 	PartState *mine; /* the partitions this worker consumes */
 	bool available;
 	rd_kafka_resp_err_t unavailable_err; /* why not available, as last reported */
+	bool caught_up; /* every partition of mine read up to the high watermark last seen */
 } TopicState;
 
 /* A partition whose stored offset the broker no longer has. */
@@ -113,6 +116,14 @@ static bool need_assign = true;
 static bool partitions_paused = false;
 static TimestampTz last_metadata = 0;
 static TimestampTz last_rewind_check = 0;
+/*
+ * No broker answered: set by the consumer's ALL_BROKERS_DOWN error and by
+ * metadata queries that none answered; cleared by an answer or a message.
+ */
+static bool brokers_down = false;
+/* Why the process is exiting, when it could not connect to its database. */
+static char exit_reason[PP_ERROR_LEN];
+static emit_log_hook_type prev_emit_log_hook = NULL;
 /*
  * The pinpipe extension the worker's state (offsets, prepared statements)
  * came from; InvalidOid while it does not exist. extension_seen: checked
@@ -231,12 +242,20 @@ begin_extension_xact(void)
 static void
 clear_slot(int code, Datum arg)
 {
-	PPWorkerStatus *w = &pp_shared->workers[worker_id];
+	pp_status_worker_exit(worker_id, exit_reason[0] != '\0' ? exit_reason : NULL);
+}
 
-	SpinLockAcquire(&w->mutex);
-	w->pid = 0;
-	w->latch = NULL;
-	SpinLockRelease(&w->mutex);
+/*
+ * Keep the error that ends the process while it connects to its database
+ * (e.g. database "x" does not exist), for pinpipe.status to show.
+ */
+static void
+connect_log_hook(ErrorData *edata)
+{
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+	if (edata->elevel >= FATAL && edata->message != NULL)
+		strlcpy(exit_reason, edata->message, sizeof(exit_reason));
 }
 
 /*
@@ -293,7 +312,7 @@ destroy_consumer(void)
 		long ms;
 
 		release_batch();
-		pp_set_state(worker_id, "disconnecting");
+		pp_set_state(worker_id, PP_ALL_TOPICS, "disconnecting");
 		pp_kafka_destroy(rk);
 		ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 		if (ms > 1000)
@@ -312,35 +331,79 @@ destroy_consumer(void)
 	last_metadata = 0;
 }
 
-/* Mirror the topic and partition state into shared memory. */
+/*
+ * Mirror the topic and partition state into shared memory (status.c), with
+ * the high watermarks the consumer last saw (read here, before status.c
+ * takes its lock), and note which topics are caught up.
+ */
 static void
 publish_partitions(void)
 {
-	PPWorkerStatus *w = &pp_shared->workers[worker_id];
+	static int32 partition[PP_MAX_PARTITIONS];
+	static int64 next_offset[PP_MAX_PARTITIONS];
+	static int64 high_watermark[PP_MAX_PARTITIONS];
 
-	SpinLockAcquire(&w->mutex);
 	for (int k = 0; k < PP_NKINDS; k++)
 	{
-		PPTopicStatus *t = &w->topics[k];
 		TopicState *ts = &topics[k];
+		int n = Min(rk != NULL ? ts->nmine : 0, PP_MAX_PARTITIONS);
+		bool caught_up = n > 0;
 
-		strlcpy(t->topic, rk != NULL ? ts->name : "", sizeof(t->topic));
-		t->npartitions = Min(rk != NULL ? ts->nmine : 0, PP_MAX_PARTITIONS);
-		for (int p = 0; p < t->npartitions; p++)
+		for (int p = 0; p < n; p++)
 		{
 			int64 lo = -1;
 			int64 hi = -1;
 
-			t->partition[p] = ts->mine[p].partition;
-			t->next_offset[p] = ts->mine[p].next_offset;
+			partition[p] = ts->mine[p].partition;
+			next_offset[p] = ts->mine[p].next_offset;
 			if (rd_kafka_get_watermark_offsets(rk, ts->name, ts->mine[p].partition, &lo, &hi) !=
 					RD_KAFKA_RESP_ERR_NO_ERROR ||
 				hi < 0)
 				hi = -1;
-			t->high_watermark[p] = hi;
+			high_watermark[p] = hi;
+			/* with no stored offset, a partition is caught up when it is empty */
+			if (hi < 0 || (next_offset[p] >= 0 ? next_offset[p] < hi : hi != 0 && hi != lo))
+				caught_up = false;
 		}
+		ts->caught_up = caught_up;
+		pp_publish_topic(worker_id, (PPKind) k, rk != NULL ? ts->name : "", n, partition,
+						 next_offset, high_watermark);
 	}
-	SpinLockRelease(&w->mutex);
+}
+
+/*
+ * Show what each topic is doing, once the worker consumes: the topic is
+ * missing or unavailable, consumed, or caught up. A topic caught up has no
+ * error left: its last error moves to previous_error.
+ */
+static void
+publish_topic_states(void)
+{
+	if (brokers_down)
+	{
+		pp_set_state(worker_id, PP_ALL_TOPICS, "brokers unreachable");
+		return;
+	}
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		TopicState *t = &topics[k];
+		const char *state;
+
+		if (!t->available)
+			state = t->unavailable_err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+							t->unavailable_err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+						? "topic does not exist"
+						: "topic not available";
+		else if (t->nmine == 0)
+			state = "idle: no partition of this topic for this worker";
+		else if (t->caught_up)
+			state = "caught up";
+		else
+			state = "consuming";
+		pp_set_state(worker_id, k, state);
+		if (t->available && (t->caught_up || t->nmine == 0))
+			pp_clear_error(worker_id, k, PP_ERR_ANY);
+	}
 }
 
 /* Wait on the latch, serving Kafka events, for at most timeout_ms. */
@@ -413,18 +476,42 @@ extension_ready(void)
 		if (rk != NULL)
 			destroy_consumer();
 		pp_sink_reset_plans();
-		pp_clear_error(worker_id);
+		pp_clear_error(worker_id, PP_ALL_TOPICS, PP_ERR_ANY);
 	}
 	extension_oid = oid;
 	extension_seen = true;
 	return OidIsValid(oid);
 }
 
-/* Show a Kafka error of the consumer in pinpipe.status (kafka.c logs it). */
+/*
+ * Show a Kafka error of the consumer in pinpipe.status (kafka.c logs it); the
+ * consumer says when no broker answers any more.
+ */
 static void
-report_kafka_error(int worker, const char *reason)
+report_kafka_error(int worker, int err, const char *reason)
 {
-	pp_set_error(worker, "Kafka: %s", reason);
+	int kind = PP_ALL_TOPICS;
+
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		brokers_down = true;
+	/* an error about a partition ("topic [partition]: ...") belongs to its topic */
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		size_t len = strlen(topics[k].name);
+
+		if (len > 0 && strncmp(reason, topics[k].name, len) == 0 &&
+			strncmp(reason + len, " [", 2) == 0)
+			kind = k;
+	}
+	pp_set_error(worker, kind, PP_ERR_KAFKA, "Kafka: %s", reason);
+}
+
+/* Is err the broker saying that a topic does not exist? */
+static bool
+is_missing_topic(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+		   err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
 }
 
 static void
@@ -449,7 +536,11 @@ create_consumer(void)
 						 pinpipe_brokers)));
 }
 
-/* Ask the broker how many partitions each topic has; reassign if that changed. */
+/*
+ * Ask the broker how many partitions each topic has; reassign if that
+ * changed. When no broker answers the first question, the brokers are
+ * unreachable: the topics keep what was known of them.
+ */
 static void
 refresh_metadata(void)
 {
@@ -458,6 +549,25 @@ refresh_metadata(void)
 		TopicState *t = &topics[k];
 		rd_kafka_resp_err_t err;
 		int count = pp_kafka_partition_count(rk, t->name, 1000, &err);
+
+		if (count < 0 && !is_missing_topic(err) && k == 0)
+		{
+			if (!brokers_down)
+				ereport(LOG, (errcode(ERRCODE_CONNECTION_FAILURE),
+							  errmsg("pinpipe worker %d: no broker of \"%s\" answers: %s",
+									 worker_id, consumer_brokers, rd_kafka_err2str(err)),
+							  errhint("The worker asks again every %d seconds.",
+									  METADATA_RETRY_MS / 1000)));
+			brokers_down = true;
+			pp_set_error(worker_id, PP_ALL_TOPICS, PP_ERR_KAFKA,
+						 "brokers unreachable: no broker of \"%s\" answers: %s", consumer_brokers,
+						 rd_kafka_err2str(err));
+			last_metadata = GetCurrentTimestamp();
+			return;
+		}
+		if (brokers_down)
+			ereport(LOG, (errmsg("pinpipe worker %d: the brokers answer again", worker_id)));
+		brokers_down = false;
 
 		if (t->first_partitions < 0)
 		{
@@ -489,7 +599,7 @@ refresh_metadata(void)
 							   "stored offsets when it exists.",
 							   METADATA_INTERVAL_MS / 1000),
 					 errhint("Create the topic, or correct pinpipe.topic_prefix.")));
-				pp_set_error(worker_id,
+				pp_set_error(worker_id, k, PP_ERR_KAFKA,
 							 "topic \"%s\" does not exist (deleted, or not created yet); checking "
 							 "again every %d s",
 							 t->name, METADATA_INTERVAL_MS / 1000);
@@ -500,12 +610,13 @@ refresh_metadata(void)
 							  errmsg("pinpipe worker %d: topic \"%s\" is not available: %s",
 									 worker_id, t->name, rd_kafka_err2str(err)),
 							  errhint("The worker goes on with the other topics and retries.")));
-				pp_set_error(worker_id, "topic \"%s\" is not available: %s", t->name,
-							 rd_kafka_err2str(err));
+				pp_set_error(worker_id, k, PP_ERR_KAFKA, "topic \"%s\" is not available: %s",
+							 t->name, rd_kafka_err2str(err));
 			}
 			t->available = false;
 			continue;
 		}
+		pp_clear_error(worker_id, k, PP_ERR_KAFKA);
 		if (!t->available && last_metadata != 0)
 			ereport(LOG, (errmsg("pinpipe worker %d: topic \"%s\" is available (%d partitions), "
 								 "consuming it from the stored offsets",
@@ -633,6 +744,12 @@ assign_partitions(void)
 	finish_xact();
 
 	err = rd_kafka_assign(rk, list);
+	/*
+	 * Partitions paused by pinpipe.pause() stay paused through a new
+	 * assignment: assignments are made only while not paused, so resume them.
+	 */
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && partitions_paused)
+		(void) rd_kafka_resume_partitions(rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ereport(ERROR,
@@ -991,7 +1108,12 @@ handle_consumer_error(rd_kafka_message_t *m)
 	}
 	ereport(LOG, (errmsg("pinpipe worker %d: consumer error on %s partition %d: %s", worker_id,
 						 topic, m->partition, rd_kafka_message_errstr(m))));
-	pp_set_error(worker_id, "%s partition %d: %s", topic, m->partition, rd_kafka_message_errstr(m));
+	if (kind_of_topic(topic, &kind))
+		pp_set_error(worker_id, kind, PP_ERR_BATCH, "%s partition %d: %s", topic, m->partition,
+					 rd_kafka_message_errstr(m));
+	else
+		pp_set_error(worker_id, PP_ALL_TOPICS, PP_ERR_KAFKA, "%s partition %d: %s", topic,
+					 m->partition, rd_kafka_message_errstr(m));
 }
 
 /*
@@ -1042,8 +1164,9 @@ report_offset_gap(PPKind kind, const PPOffsetGap *gap, int64 hi)
 					   "offsets " INT64_FORMAT " to " INT64_FORMAT "; it resumes at " INT64_FORMAT
 					   ". The gap is recorded in pinpipe.offset_gaps.",
 					   gap->expected_offset, lo, hi, lo)));
-		pp_set_error(worker_id, INT64_FORMAT " messages of %s partition %d lost: %s",
-					 gap->lost_messages, gap->topic, gap->partition, gap->reason);
+		pp_set_error(worker_id, kind, PP_ERR_BATCH,
+					 INT64_FORMAT " messages of %s partition %d lost: %s", gap->lost_messages,
+					 gap->topic, gap->partition, gap->reason);
 		pp_report_lost_messages(worker_id, kind, gap->lost_messages);
 		return;
 	}
@@ -1061,7 +1184,7 @@ report_offset_gap(PPKind kind, const PPOffsetGap *gap, int64 hi)
 					 "duplicate key error, payloads kept. Archive and delete a topic's "
 					 "raw rows before recreating it.",
 					 pp_kind_name(kind), gap->partition, gap->expected_offset)));
-	pp_set_error(worker_id,
+	pp_set_error(worker_id, kind, PP_ERR_BATCH,
 				 "%s partition %d ends at " INT64_FORMAT " before the stored offset " INT64_FORMAT
 				 " (topic recreated?), resuming at " INT64_FORMAT,
 				 gap->topic, gap->partition, hi, gap->expected_offset, lo);
@@ -1129,6 +1252,7 @@ collect_batch(void)
 				continue;
 			}
 			batch_n++;
+			brokers_down = false; /* a message came: a broker answers */
 		}
 		pp_kafka_poll_events(rk);
 		CHECK_FOR_INTERRUPTS();
@@ -1283,8 +1407,13 @@ write_batch(void)
 	advance_offsets(offsets, parts, noffsets);
 	finish_rewinds();
 	pp_report_batch(worker_id, result.rows, result.dead_letters);
-	publish_partitions();
 	pp_history_count(worker_id, result.rows, result.dead_letters);
+	/* a topic whose messages were stored has no error left */
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		if (result.rows[k] + result.dead_letters[k] > 0)
+			pp_clear_error(worker_id, k, PP_ERR_ANY);
+	}
 }
 
 static void
@@ -1318,7 +1447,7 @@ consume_once(void)
 	if (pp_is_paused())
 	{
 		pause_partitions(true);
-		pp_set_state(worker_id, "paused");
+		pp_set_state(worker_id, PP_ALL_TOPICS, "paused");
 		wait_a_while(200);
 		return;
 	}
@@ -1326,7 +1455,7 @@ consume_once(void)
 	{
 		if (rk != NULL)
 			destroy_consumer();
-		pp_set_state(worker_id, "idle: pinpipe.brokers is empty");
+		pp_set_state(worker_id, PP_ALL_TOPICS, "idle: pinpipe.brokers is empty");
 		wait_a_while(1000);
 		return;
 	}
@@ -1339,7 +1468,7 @@ consume_once(void)
 		waiting_logged = true;
 		if (rk != NULL)
 			destroy_consumer();
-		pp_set_state(worker_id, "waiting for CREATE EXTENSION pinpipe");
+		pp_set_state(worker_id, PP_ALL_TOPICS, "waiting for CREATE EXTENSION pinpipe");
 		wait_a_while(1000);
 		return;
 	}
@@ -1347,18 +1476,18 @@ consume_once(void)
 
 	if (rk == NULL)
 	{
-		pp_set_state(worker_id, "connecting");
+		pp_set_state(worker_id, PP_ALL_TOPICS, "connecting");
 		create_consumer();
 	}
 	if (last_metadata == 0 ||
-		TimestampDifferenceExceeds(last_metadata, GetCurrentTimestamp(), METADATA_INTERVAL_MS))
+		TimestampDifferenceExceeds(last_metadata, GetCurrentTimestamp(),
+								   brokers_down ? METADATA_RETRY_MS : METADATA_INTERVAL_MS))
 		refresh_metadata();
 	if (need_assign && !assign_partitions())
 		return;
 
 	pause_partitions(false);
 
-	pp_set_state(worker_id, "consuming");
 	ensure_batch_capacity();
 	collect_batch();
 	if (batch_n > 0)
@@ -1368,13 +1497,13 @@ consume_once(void)
 		handle_offset_resets();
 	else if (rewind_check_due())
 		apply_rewinds();
+	publish_partitions();
+	publish_topic_states();
 }
 
 void
 pinpipe_worker_main(Datum main_arg)
 {
-	PPWorkerStatus *w;
-
 	worker_id = DatumGetInt32(main_arg);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -1382,15 +1511,14 @@ pinpipe_worker_main(Datum main_arg)
 
 	if (pp_shared == NULL)
 		pp_status_attach();
-	w = &pp_shared->workers[worker_id];
-	SpinLockAcquire(&w->mutex);
-	w->pid = MyProcPid;
-	w->latch = MyLatch;
-	strlcpy(w->state, "starting", sizeof(w->state));
-	SpinLockRelease(&w->mutex);
+	pp_status_worker_start(worker_id, MyProcPid, MyLatch, pinpipe_database);
 	before_shmem_exit(clear_slot, (Datum) 0);
 
+	/* an error that ends the process here (no such database) shows in pinpipe.status */
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = connect_log_hook;
 	BackgroundWorkerInitializeConnection(pinpipe_database, NULL, 0);
+	emit_log_hook = prev_emit_log_hook;
 	pgstat_report_appname("pinpipe worker");
 	/* a batch's rows pass through the executor in memory: no temp files */
 	SetConfigOption("work_mem", "65536", PGC_USERSET, PGC_S_SESSION);
@@ -1440,7 +1568,7 @@ pinpipe_worker_main(Datum main_arg)
 			FlushErrorState();
 			RESUME_INTERRUPTS();
 
-			pp_set_error(worker_id, "%s", edata->message);
+			pp_set_error(worker_id, PP_ALL_TOPICS, PP_ERR_BATCH, "%s", edata->message);
 			FreeErrorData(edata);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			pp_sink_reset_plans();
@@ -1449,7 +1577,7 @@ pinpipe_worker_main(Datum main_arg)
 			napplied = 0; /* rolled back with the transaction */
 			/* nothing of the failed batch was stored: start again from the stored offsets */
 			need_assign = true;
-			pp_set_state(worker_id, "retrying after an error");
+			pp_set_state(worker_id, PP_ALL_TOPICS, "retrying after an error");
 			wait_a_while(1000);
 		}
 		PG_END_TRY();

@@ -550,7 +550,7 @@ latency() {
 	bdir=$(dirname "$PP_BROKER_CTL")
 	configure "$w" on "$prefix"
 	pp_psql -c "ALTER SYSTEM SET pinpipe.brokers = '$PP_BROKER'" -c "SELECT pg_reload_conf()" >/dev/null
-	pp_wait_for 60 "SELECT coalesce(sum(partitions), 0) = 3 * $LAT_PARTS AND bool_and(state = 'consuming')
+	pp_wait_for 60 "SELECT coalesce(sum(partitions), 0) = 3 * $LAT_PARTS AND bool_and(state IN ('consuming', 'caught up'))
 		FROM pinpipe.status" || echo "  note: the workers did not report all $((3 * LAT_PARTS)) partitions consumed" >&2
 	sleep 2
 	pp_log "  emulator at $LAT_RATE records/s ($((LAT_RATE * 3)) messages/s) for $LAT_SECS s, $w worker(s)..."

@@ -44,4 +44,4 @@ GRANT EXECUTE ON FUNCTION pinpipe.reclean_tables() TO pinpipe_admin;
 GRANT EXECUTE ON FUNCTION pinpipe.reclean() TO PUBLIC;
 -- pause() and resume() check the role themselves (status.c) and name
 -- pinpipe_admin: anyone may call them to be told so
-GRANT EXECUTE ON FUNCTION pinpipe.pause(), pinpipe.resume() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION pinpipe.pause(interval), pinpipe.resume() TO PUBLIC;

@@ -79,7 +79,7 @@ sub phase
 	finish_emulator($emu, 'down');
 	pp_check_complete($node, 'down', 100002);
 	pp_check($node, 'the worker reported the outage',
-		'SELECT count(*) > 0 FROM pinpipe.status WHERE last_error IS NOT NULL');
+		'SELECT count(*) > 0 FROM pinpipe.status WHERE coalesce(last_error, previous_error) IS NOT NULL');
 	$node->stop;
 	$broker->stop;
 }
@@ -112,7 +112,7 @@ sub phase
 	my $kills = 0;
 	for (1 .. 20)
 	{
-		poll($node, "SELECT count(*) > 0 FROM pinpipe.status WHERE state = 'consuming' AND batches > 0", 60)
+		poll($node, "SELECT count(*) > 0 FROM pinpipe.status WHERE state IN ('consuming', 'caught up') AND batches > 0", 60)
 		  or pp_wait_for($node, "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pinpipe worker'",
 			30);
 		sleep 0.3 + int(rand(7)) / 10;

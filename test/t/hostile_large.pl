@@ -40,7 +40,7 @@ my $broker = PinPipe::Test::Broker->new(partitions => 5, prefix => 'hostilebig',
 	args => [ '--max-request-bytes', '400000000' ]);
 my $b = $broker->bootstrap;
 my $node = pp_node('hostile_large', brokers => $b, prefix => 'hostilebig');
-pp_wait_for($node, "SELECT bool_and(state = 'consuming') FROM pinpipe.status", 30);
+pp_wait_for($node, "SELECT bool_and(state IN ('consuming', 'caught up')) FROM pinpipe.status", 30);
 my $pid = pp_worker_pid($node);
 
 # the worker's peak RSS (VmHWM) in MB
@@ -149,7 +149,7 @@ my $seen = 0;
 for (1 .. 150)
 {
 	last if $seen = $node->safe_psql('postgres',
-		"SELECT bool_or(last_error LIKE '%increase receive.message.max.bytes%') FROM pinpipe.status") eq 't';
+		"SELECT bool_or(coalesce(last_error, previous_error) LIKE '%increase receive.message.max.bytes%') FROM pinpipe.status") eq 't';
 	sleep 0.2;
 }
 ok($seen, 'status.last_error says the consumer cannot receive it');

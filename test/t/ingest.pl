@@ -45,8 +45,8 @@ pp_check($node, 'all 12 partitions consumed',
 	"SELECT count(*) = 12 FROM pinpipe.offsets WHERE topic LIKE 'e2e.%' AND next_offset > 0");
 pp_check($node, 'kafka_timestamp recorded',
 	"SELECT bool_and(kafka_timestamp > now() - interval '1 hour') FROM pinpipe.user_raw");
-pp_check($node, 'status shows the worker, no lag',
-	"SELECT bool_and(pid IS NOT NULL AND state = 'consuming' AND lag = 0 AND partitions = 4 AND topic = 'e2e.' || kind)
+pp_check($node, 'status shows the worker caught up, no lag',
+	"SELECT bool_and(pid IS NOT NULL AND state = 'caught up' AND lag = 0 AND partitions = 4 AND topic = 'e2e.' || kind)
 	   FROM pinpipe.status");
 pp_check($node, 'partition_lag lists 12 partitions with zero lag',
 	'SELECT count(*) = 12 AND bool_and(lag = 0) FROM pinpipe.partition_lag');

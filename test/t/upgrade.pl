@@ -182,7 +182,7 @@ ok(!@$only_updated && !@$only_fresh && @$updated == @$fresh,
 $node->safe_psql(
 	'fresh', q{
 ALTER TABLE pinpipe.offsets ALTER COLUMN updated_at DROP DEFAULT;
-REVOKE EXECUTE ON FUNCTION pinpipe.pause() FROM pinpipe_admin;
+REVOKE EXECUTE ON FUNCTION pinpipe.resume() FROM pinpipe_admin;
 CREATE OR REPLACE FUNCTION pinpipe.age_group_order(age_group text) RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN coalesce(array_position(ARRAY['18-24', '25-35', '36-50', '+50'], age_group), 6);
@@ -190,7 +190,7 @@ RETURN coalesce(array_position(ARRAY['18-24', '25-35', '36-50', '+50'], age_grou
 ($only_updated, $only_fresh) = compare($updated, snapshot('fresh'));
 my $diff = join("\n", @$only_updated, @$only_fresh);
 like($diff, qr/^relation\|pinpipe\.offsets\|column 004 updated_at\|.*DEFAULT now\(\)/m, 'a missing default shows');
-like($diff, qr/^function\|pinpipe\.pause\(\)\|acl\|/m, 'a missing grant shows');
+like($diff, qr/^function\|pinpipe\.resume\(\)\|acl\|/m, 'a missing grant shows');
 like($diff, qr/^function\|pinpipe\.age_group_order\(pg_catalog\.text\)\|body\|/m, 'a changed body shows');
 
 done_testing();
