@@ -1438,6 +1438,7 @@ pg_noinline static void
 consume_once(void)
 {
 	static bool waiting_logged = false;
+	static bool was_paused = false;
 
 	MemoryContextSwitchTo(batch_cxt);
 	if (ConfigReloadPending)
@@ -1448,8 +1449,18 @@ consume_once(void)
 	{
 		pause_partitions(true);
 		pp_set_state(worker_id, PP_ALL_TOPICS, "paused");
+		was_paused = true;
 		wait_a_while(200);
 		return;
+	}
+	/*
+	 * Resumed: say so before anything that may wait (a lock on the
+	 * extension's tables), so that a pause() meanwhile is not taken as done.
+	 */
+	if (was_paused)
+	{
+		pp_set_state(worker_id, PP_ALL_TOPICS, "resuming");
+		was_paused = false;
 	}
 	if (pinpipe_brokers[0] == '\0')
 	{

@@ -121,8 +121,11 @@ like($stderr, qr/WARNING:  1 pinpipe worker has not paused yet after 2000 ms/, '
 like($stderr, qr/HINT:  See pinpipe.status for its state/, 'with a hint');
 like($stdout, qr/states: pausing$/m, 'the status says "pausing" meanwhile');
 state_is($node, 'paused');
-pp_check($node, 'the batch in hand was stored before pausing',
-	"SELECT sum(next_offset) = 90 FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'");
+# The worker waited for the lock either with the 30 new messages in hand (then
+# they are stored before it pauses) or in its once-a-second look for rewind
+# requests (then it pauses before reading them); nothing else is stored.
+pp_check($node, 'what the worker had in hand was stored before pausing, nothing more',
+	"SELECT sum(next_offset) IN (60, 90) FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'");
 
 # resume(): consuming again
 produce(200, 10);
