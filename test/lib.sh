@@ -310,24 +310,31 @@ pp_keyed() {
 	sed -E 's/^(\{"(index|ind)": (-?[0-9]+))/\3\t\1/' "$@"
 }
 
-# The exactly-once check: every message of the topics PREFIX.* (TOTAL in all)
-# is stored exactly once as a raw row or a dead letter, none is missing, and
-# the stored next offsets account for every message.
+# The exactly-once check: every message of the topics PREFIX.* (TOTAL in all,
+# over all their sources) is stored exactly once as a raw row or a dead
+# letter, none is missing, and the stored next offsets account for every
+# message: each (topic, source, partition) holds offsets 0 to its stored next
+# offset - 1, each once (as test/perl/PinPipe/Test.pm's pp_check_complete).
 pp_check_complete() {
 	local prefix=$1 total=$2
 	pp_wait_for "${3:-180}" "SELECT coalesce(sum(next_offset), 0) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'" ||
 		PP_FAILED=$((PP_FAILED + 1))
 	pp_check "every produced message consumed: stored offsets sum to $total" \
 		"SELECT sum(next_offset) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'"
-	pp_check "every (partition, offset) is in raw or dead_letters exactly once, none missing" \
+	pp_check "every (source, partition, offset) is in raw or dead_letters exactly once, none missing" \
 		"WITH stored AS (
-		     SELECT '$prefix.pin' AS topic, kafka_partition, kafka_offset FROM pinpipe.pin_raw
-		     UNION ALL SELECT '$prefix.geo', kafka_partition, kafka_offset FROM pinpipe.geo_raw
-		     UNION ALL SELECT '$prefix.user', kafka_partition, kafka_offset FROM pinpipe.user_raw
-		     UNION ALL SELECT topic, kafka_partition, kafka_offset FROM pinpipe.dead_letters),
-		  per AS (SELECT topic, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
-		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2)
+		     SELECT s.topic, s.id AS source, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.pin_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.pin'
+		     UNION ALL SELECT s.topic, s.id, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.geo_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.geo'
+		     UNION ALL SELECT s.topic, s.id, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.user_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.user'
+		     UNION ALL SELECT topic, source, kafka_partition, kafka_offset FROM pinpipe.dead_letters
+		               WHERE topic LIKE '$prefix.%'),
+		  per AS (SELECT topic, source, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
+		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2, 3)
 		 SELECT bool_and(n = d AND n = o.next_offset AND lo = 0 AND hi = o.next_offset - 1)
 		        AND sum(n) = $total
-		   FROM per JOIN pinpipe.offsets o USING (topic, kafka_partition)"
+		        AND (SELECT count(*) FROM per) = count(*)
+		   FROM per JOIN pinpipe.offsets o USING (topic, source, kafka_partition)"
 }

@@ -57,9 +57,9 @@ pp_check "rows + dead letters = messages consumed, per topic" \
 	"SELECT (SELECT count(*) FROM pinpipe.pin_raw) + (SELECT count(*) FROM pinpipe.dead_letters WHERE topic = 'bad.pin') = 17
 	    AND (SELECT count(*) FROM pinpipe.geo_raw) + (SELECT count(*) FROM pinpipe.dead_letters WHERE topic = 'bad.geo') = 2
 	    AND (SELECT count(*) FROM pinpipe.user_raw) + (SELECT count(*) FROM pinpipe.dead_letters WHERE topic = 'bad.user') = 2"
-expect() { # offset, topic, error pattern
+expect() { # offset, topic, error pattern (the whole error: error_detail when there is one)
 	pp_check "dead letter at $2 offset $1: $3" \
-		"SELECT error LIKE '$3' FROM pinpipe.dead_letters WHERE topic = '$2' AND kafka_offset = $1"
+		"SELECT coalesce(error_detail, error) LIKE '$3' FROM pinpipe.dead_letters WHERE topic = '$2' AND kafka_offset = $1"
 }
 expect 1 bad.pin 'invalid JSON at line 1, column %'
 expect 2 bad.pin 'message is an array, expected a JSON object'
@@ -71,10 +71,13 @@ expect 8 bad.pin 'message of 11000__ bytes exceeds the limit of 1048576 bytes'
 expect 9 bad.pin 'key "downloaded" is a string, expected an integer'
 expect 10 bad.pin 'invalid JSON %duplicate object key%'
 expect 12 bad.pin 'invalid JSON %maximum parsing depth%'
-expect 13 bad.pin 'could not store the message: ind 13 is refused by a trigger'
+expect 13 bad.pin 'ind 13 is refused by a trigger'
 expect 15 bad.pin 'value 3000000000 of key "index" is out of range for type integer'
 expect 0 bad.geo 'key "latitude" is a string, expected a number'
 expect 0 bad.user 'key "age" is a real number, expected an integer'
+pp_check "errors are stable reasons that group; the variable part is in error_detail" \
+	"SELECT array_agg(error || ' x' || n ORDER BY error COLLATE \"C\") = '{\"integer value out of range x1\",\"invalid JSON x5\",\"message exceeds pinpipe.max_message_bytes x1\",\"refused by the database (SQLSTATE P0001) x1\"}'
+	   FROM (SELECT error, count(*) n FROM pinpipe.dead_letters WHERE topic = 'bad.pin' AND error_detail IS NOT NULL GROUP BY error) g"
 pp_check "dead letters keep the payload byte for byte" \
 	"SELECT payload = '\\x7b22696e646578223a20362c20227469746c65223a2022fffe227d'::bytea FROM pinpipe.dead_letters WHERE topic = 'bad.pin' AND kafka_offset = 6"
 pp_check "the oversized payload is kept whole" \

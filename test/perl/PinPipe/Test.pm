@@ -173,9 +173,12 @@ sub pp_kcat_produce
 	return;
 }
 
-# The exactly-once check: every message of the topics PREFIX.* (TOTAL in all)
-# is stored exactly once as a raw row or a dead letter, none is missing, and
-# the stored next offsets account for every message.
+# The exactly-once check: every message of the topics PREFIX.* (TOTAL in all,
+# over all their sources) is stored exactly once as a raw row or a dead
+# letter, none is missing, and the stored next offsets account for every
+# message. Each (topic, source, partition) must hold offsets 0 to its stored
+# next offset - 1, each once (a source is one incarnation of a topic: a
+# recreated topic, or another cluster, starts at offset 0 again).
 sub pp_check_complete
 {
 	my ($node, $prefix, $total, $secs) = @_;
@@ -186,18 +189,22 @@ sub pp_check_complete
 		"SELECT sum(next_offset) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'");
 	pp_check(
 		$node,
-		"every (partition, offset) is in raw or dead_letters exactly once, none missing",
+		"every (source, partition, offset) is in raw or dead_letters exactly once, none missing",
 		"WITH stored AS (
-		     SELECT '$prefix.pin' AS topic, kafka_partition, kafka_offset FROM pinpipe.pin_raw
-		     UNION ALL SELECT '$prefix.geo', kafka_partition, kafka_offset FROM pinpipe.geo_raw
-		     UNION ALL SELECT '$prefix.user', kafka_partition, kafka_offset FROM pinpipe.user_raw
-		     UNION ALL SELECT topic, kafka_partition, kafka_offset FROM pinpipe.dead_letters
+		     SELECT s.topic, s.id AS source, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.pin_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.pin'
+		     UNION ALL SELECT s.topic, s.id, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.geo_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.geo'
+		     UNION ALL SELECT s.topic, s.id, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.user_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.user'
+		     UNION ALL SELECT topic, source, kafka_partition, kafka_offset FROM pinpipe.dead_letters
 		               WHERE topic LIKE '$prefix.%'),
-		  per AS (SELECT topic, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
-		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2)
+		  per AS (SELECT topic, source, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
+		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2, 3)
 		 SELECT bool_and(n = d AND n = o.next_offset AND lo = 0 AND hi = o.next_offset - 1)
 		        AND sum(n) = $total
-		   FROM per JOIN pinpipe.offsets o USING (topic, kafka_partition)");
+		        AND (SELECT count(*) FROM per) = count(*)
+		   FROM per JOIN pinpipe.offsets o USING (topic, source, kafka_partition)");
 	return;
 }
 
