@@ -108,4 +108,37 @@ pp_check($node, 'prefix switched: the rows stored before are untouched',
 pp_check_complete($node, 'src', $total);
 pp_check($node, 'all pins cleaned', "SELECT count(*) = " . ($next_index - 1) . " FROM pinpipe.pin_clean");
 
+# A topic recreated on the same cluster, with fewer messages than were
+# stored: the stored offsets of src2.pin are moved past the partitions' ends
+# while the worker is disconnected (the mock broker cannot delete a topic).
+pp_set($node, 'pinpipe.brokers' => '');
+pp_wait_for($node, "SELECT bool_and(state LIKE 'idle%') FROM pinpipe.status", 60);
+my $old_src2 = $node->safe_psql('postgres', "SELECT max(id) FROM pinpipe.sources WHERE topic = 'src2.pin'");
+$node->safe_psql('postgres',
+	"UPDATE pinpipe.offsets SET next_offset = next_offset + 100 WHERE topic = 'src2.pin' AND source = $old_src2;
+	 DROP TABLE kept; CREATE TABLE kept AS SELECT * FROM pinpipe.pin_raw");
+pp_set($node, 'pinpipe.brokers' => $broker->bootstrap);
+pp_wait_for($node,
+	"SELECT count(*) = 10 FROM pinpipe.pin_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source
+	  WHERE s.topic = 'src2.pin' AND s.id > $old_src2", 120);
+pp_check($node, 'recreated: a new source of src2.pin, topic recreated, on the same cluster',
+	"SELECT count(*) = 1 AND bool_and(reason = 'topic recreated')
+	        AND bool_and(cluster_id = (SELECT cluster_id FROM pinpipe.sources WHERE id = $old_src2))
+	   FROM pinpipe.sources WHERE topic = 'src2.pin' AND id > $old_src2");
+pp_check($node, 'recreated: every message of each partition stored once in the new source, no dead letters',
+	"SELECT count(*) = 10 AND count(DISTINCT (kafka_partition, kafka_offset)) = 10 AND max(kafka_offset) = 4
+	        AND (SELECT count(*) FROM pinpipe.dead_letters) = 0
+	   FROM pinpipe.pin_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source
+	  WHERE s.topic = 'src2.pin' AND s.id > $old_src2");
+pp_check($node, 'recreated: offsets of the new source account for its messages',
+	"SELECT count(*) = 2 AND bool_and(next_offset = 5)
+	   FROM pinpipe.offsets WHERE topic = 'src2.pin' AND source > $old_src2");
+pp_check($node, 'recreated: the rows stored before are untouched',
+	'SELECT NOT EXISTS (SELECT * FROM kept EXCEPT ALL SELECT * FROM pinpipe.pin_raw)
+	    AND (SELECT count(*) FROM pinpipe.pin_raw) = (SELECT count(*) FROM kept) + 10');
+pp_check($node, 'recreated: offset_gaps records where each partition stopped',
+	"SELECT count(*) = 2 AND bool_and(expected_offset = 105 AND resumed_offset = 0)
+	   FROM pinpipe.offset_gaps WHERE topic = 'src2.pin'")
+  or diag($node->safe_psql('postgres', "SELECT * FROM pinpipe.offset_gaps WHERE topic = 'src2.pin'"));
+
 done_testing();
