@@ -63,9 +63,10 @@ latest_source(const char *topic, PPSource *out)
 	Datum arg = CStringGetTextDatum(topic);
 	Oid argtype = TEXTOID;
 	bool isnull;
+	char *reason;
 
 	memset(out, 0, sizeof(*out));
-	if (SPI_execute_with_args("SELECT id, cluster_id FROM pinpipe.sources WHERE topic = $1 "
+	if (SPI_execute_with_args("SELECT id, cluster_id, reason FROM pinpipe.sources WHERE topic = $1 "
 							  "ORDER BY id DESC LIMIT 1",
 							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pinpipe: reading pinpipe.sources failed");
@@ -74,6 +75,12 @@ latest_source(const char *topic, PPSource *out)
 	out->id =
 		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	out->cluster_id = keep(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	reason = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	for (int r = PP_SOURCE_FIRST_USE; r <= PP_SOURCE_PREFIX_CHANGED; r++)
+	{
+		if (strcmp(reason, pp_source_reason_name((PPSourceReason) r)) == 0)
+			out->reason = (PPSourceReason) r;
+	}
 }
 
 /* Insert a new source of topic; out describes it. */
@@ -171,7 +178,6 @@ pp_source_begin(const char *topic, const char *cluster, PPSourceReason reason, i
 		*out = latest;
 		out->begun = true;
 		out->previous = current;
-		out->reason = reason;
 	}
 	else
 		insert_source(topic, cluster, reason, current, out);

@@ -594,6 +594,13 @@ use_source(TopicState *t)
 	PPSource src;
 
 	pp_source_resolve(t->name, pp_kind_name((PPKind) (t - topics)), broker_cluster_id(), &src);
+	/* begun by another worker since this one took the topic's source: its gaps are ours to record
+	 */
+	if (!src.begun && t->source != 0 && src.id != t->source)
+	{
+		src.begun = true;
+		src.previous = t->source;
+	}
 	switch_source(t, &src);
 }
 
