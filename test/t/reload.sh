@@ -14,8 +14,8 @@ pid=$(pp_worker_pid)
 
 pp_broker_start a --partitions 1 --prefix r || exit 1
 A=$PP_BROKER
-# broker B mirrors A's topics (the same messages at the same offsets), as a
-# cluster that replaced A would; it also has topics r2.* with 2 partitions
+# broker B, another cluster, has A's topics with the same messages (as a
+# mirror that replaced A would); it also has topics r2.* with 2 partitions
 pp_broker_start b --partitions 1 --prefix r --topic r2.pin:2 --topic r2.geo:2 --topic r2.user:2 || exit 1
 B=$PP_BROKER
 head -50 data/pin.jsonl | pp_keyed | kcat -b "$A" -P -t r.pin -K $'\t'
@@ -27,14 +27,18 @@ pp_check "consuming from broker A after a reload" "SELECT count(*) = 50 FROM pin
 
 pp_set pinpipe.brokers "$B"
 sed -n '51,80p' data/pin.jsonl | pp_keyed | kcat -b "$B" -P -t r.pin -K $'\t'
-pp_wait_for 30 "SELECT count(*) = 80 FROM pinpipe.pin_raw" || PP_FAILED=$((PP_FAILED + 1))
-pp_check "switched to broker B by reload; resumed at the stored offset" \
-	"SELECT count(*) = 80 AND max(kafka_offset) = 79 FROM pinpipe.pin_raw"
+# another cluster id: a new source of r.pin, read from B's earliest offset (its
+# offsets need not mean what A's did), A's rows kept
+pp_wait_for 30 "SELECT count(*) = 130 FROM pinpipe.pin_raw" || PP_FAILED=$((PP_FAILED + 1))
+pp_check "switched to broker B by reload: a new source (cluster changed), read from its start" \
+	"SELECT count(*) = 130 AND count(*) FILTER (WHERE s.reason = 'cluster changed') = 80
+	        AND max(kafka_offset) FILTER (WHERE s.reason = 'cluster changed') = 79
+	   FROM pinpipe.pin_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source"
 pp_check "no dead letters" "SELECT count(*) = 0 FROM pinpipe.dead_letters"
 
 sed -n '81,100p' data/pin.jsonl | pp_keyed | kcat -b "$B" -P -t r2.pin -p 1 -K $'\t'
 pp_set pinpipe.topic_prefix r2
-pp_wait_for 30 "SELECT count(*) = 100 FROM pinpipe.pin_raw" || PP_FAILED=$((PP_FAILED + 1))
+pp_wait_for 30 "SELECT count(*) = 150 FROM pinpipe.pin_raw" || PP_FAILED=$((PP_FAILED + 1))
 pp_check "switched to topics r2.* by reload" \
 	"SELECT count(*) = 20 FROM pinpipe.pin_raw WHERE kafka_partition = 1"
 pp_check "offsets stored per topic" \
