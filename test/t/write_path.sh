@@ -66,12 +66,12 @@ check() {
 	pp_check "$round: the row breaking the CHECK constraint is a dead letter saying so" \
 		"SELECT count(*) = 1 FROM pinpipe.dead_letters WHERE topic = 'wp.pin'
 		    AND convert_from(payload, 'UTF8')::json->>'index' = '$((first + 10))'
-		    AND error LIKE '%violates check constraint \"no_banned_title\"%'"
+		    AND error_detail LIKE '%violates check constraint \"no_banned_title\"%'"
 	# (the two pins sharing a unique_id may sit on different partitions: either can come first)
 	pp_check "$round: the repeated unique_id is a dead letter saying so" \
 		"SELECT count(*) = 1 FROM pinpipe.dead_letters WHERE topic = 'wp.pin'
 		    AND convert_from(payload, 'UTF8')::json->>'index' IN ('$((first + 19))', '$((first + 20))')
-		    AND error LIKE '%duplicate key value violates unique constraint \"pin_raw_unique_id\"%'"
+		    AND error_detail LIKE '%duplicate key value violates unique constraint \"pin_raw_unique_id\"%'"
 	pp_check "$round: geo and user rows all land" \
 		"SELECT (SELECT count(*) FROM pinpipe.geo_raw WHERE ind BETWEEN $first AND $first + 99) = 100
 		    AND (SELECT count(*) FROM pinpipe.user_raw WHERE ind BETWEEN $first AND $first + 99) = 100"
