@@ -61,7 +61,7 @@ pp_wait_for 180 "SELECT coalesce(sum(next_offset), 0) = $total FROM pinpipe.offs
 pp_psql -d postgres -F ' ' -c "SELECT 'pin', kafka_offset, 'row' FROM pinpipe.pin_raw
 	UNION ALL SELECT 'geo', kafka_offset, 'row' FROM pinpipe.geo_raw
 	UNION ALL SELECT 'user', kafka_offset, 'row' FROM pinpipe.user_raw" >"$work/rows"
-pp_psql -d postgres -F $'\t' -c "SELECT substr(topic, 9), kafka_offset, error FROM pinpipe.dead_letters" >"$work/dead"
+pp_psql -d postgres -F $'\t' -c "SELECT substr(topic, 9), kafka_offset, coalesce(error_detail, error) FROM pinpipe.dead_letters" >"$work/dead"
 bad=0
 while read -r kind offset name fate; do
 	if [ "$fate" = row ]; then
