@@ -2,7 +2,8 @@
 EXTENSION = pinpipe
 MODULE_big = pinpipe
 OBJS = src/pinpipe.o src/rules.o src/record.o src/decode.o src/convert.o src/clean.o \
-	src/status.o src/kafka_conf.o src/kafka.o src/heap_write.o src/sink.o src/history.o src/rewind.o src/worker.o
+	src/status.o src/kafka_conf.o src/kafka.o src/heap_write.o src/sink.o src/source.o src/history.o \
+	src/rewind.o src/worker.o
 # The install script of the current version (default_version in
 # pinpipe.control) is built from the pieces in src/sql, one per concern, in
 # the order of SQL_PIECES (an object after those it names: the whole-record

@@ -47,6 +47,10 @@ pp_raw_map(PPKind kind, TupleDesc tupdesc, bool need_all, PPRawMap *map)
 	map->kafka_partition = find_column(tupdesc, "kafka_partition", !need_all);
 	map->kafka_offset = find_column(tupdesc, "kafka_offset", !need_all);
 	map->kafka_timestamp = find_column(tupdesc, "kafka_timestamp", !need_all);
+	/* not in a 0.1 schema, which the worker writes until it is updated */
+	map->kafka_source = find_column(tupdesc, "kafka_source", true);
+	map->kafka_key = find_column(tupdesc, "kafka_key", true);
+	map->kafka_headers = find_column(tupdesc, "kafka_headers", true);
 }
 
 void
@@ -70,6 +74,18 @@ pp_utf8_text_datum(const char *s, size_t len)
 			return PointerGetDatum(cstring_to_text(conv));
 	}
 	return PointerGetDatum(cstring_to_text_with_len(s, (int) len));
+}
+
+/* A bytea of len bytes. */
+bytea *
+pp_bytea(const char *data, size_t len)
+{
+	bytea *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	if (len > 0)
+		memcpy(VARDATA(b), data, len);
+	return b;
 }
 
 /* Fill the source and extra columns of a raw row (Kafka columns are the caller's). */
@@ -215,6 +231,22 @@ pp_form_rows(PPMessage *m, const PPKindTables *t, MemoryContext cxt)
 	nulls[t->raw_map.kafka_offset] = false;
 	values[t->raw_map.kafka_timestamp] = TimestampTzGetDatum(m->timestamp);
 	nulls[t->raw_map.kafka_timestamp] = !m->has_timestamp;
+	if (t->raw_map.kafka_source >= 0)
+	{
+		values[t->raw_map.kafka_source] = Int32GetDatum(m->source);
+		nulls[t->raw_map.kafka_source] = false;
+	}
+	if (m->key != NULL && t->raw_map.kafka_key >= 0)
+	{
+		values[t->raw_map.kafka_key] = PointerGetDatum(pp_bytea(m->key, m->keylen));
+		nulls[t->raw_map.kafka_key] = false;
+	}
+	if (m->headers != NULL && t->raw_map.kafka_headers >= 0)
+	{
+		values[t->raw_map.kafka_headers] =
+			DirectFunctionCall1(jsonb_in, CStringGetDatum(m->headers));
+		nulls[t->raw_map.kafka_headers] = false;
+	}
 	m->raw_row = HeapTupleGetDatum(heap_form_tuple(rd, values, nulls));
 
 	memset(values, 0, sizeof(Datum) * cd->natts);

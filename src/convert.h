@@ -24,6 +24,9 @@ typedef struct PPRawMap
 	int kafka_partition;
 	int kafka_offset;
 	int kafka_timestamp;
+	int kafka_source;
+	int kafka_key;
+	int kafka_headers;
 } PPRawMap;
 
 /* 0-based attribute numbers of a clean table's columns. */
@@ -51,5 +54,6 @@ extern void pp_clean_datums(PPKind kind, const PPCleanValue *clean, const PPClea
 extern void pp_values_from_datums(PPKind kind, const PPRawMap *map, Datum *values, bool *nulls,
 								  PPValue *out);
 extern Datum pp_utf8_text_datum(const char *s, size_t len);
+extern bytea *pp_bytea(const char *data, size_t len);
 
 #endif /* PINPIPE_CONVERT_H */

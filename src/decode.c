@@ -812,3 +812,29 @@ pp_decode_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *))
 	decode_free = free_fn;
 	json_set_alloc_funcs(alloc_fn, free_fn);
 }
+
+/*
+ * The stable part of a decoder error, one that groups dead letters (no
+ * positions, sizes or values): NULL when the error has no variable part and
+ * is its own reason. The whole error is then the detail.
+ */
+const char *
+pp_decode_error_reason(const char *error)
+{
+	static const struct
+	{
+		const char *prefix;
+		const char *reason;
+	} variable[] = {
+		{ "invalid JSON", "invalid JSON" },
+		{ "message of ", "message exceeds pinpipe.max_message_bytes" },
+		{ "value ", "integer value out of range" },
+	};
+
+	for (size_t i = 0; i < sizeof(variable) / sizeof(variable[0]); i++)
+	{
+		if (strncmp(error, variable[i].prefix, strlen(variable[i].prefix)) == 0)
+			return variable[i].reason;
+	}
+	return NULL;
+}

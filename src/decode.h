@@ -35,6 +35,7 @@ extern bool pp_decode(PPKind kind, const char *payload, size_t len, size_t max_l
 extern bool pp_decode_jansson(PPKind kind, const char *payload, size_t len, size_t max_len,
 							  PPRecord *rec, char *errbuf, size_t errlen);
 extern void pp_record_free(PPRecord *rec);
+extern const char *pp_decode_error_reason(const char *error);
 extern void pp_decode_set_allocator(void *(*alloc_fn)(size_t), void (*free_fn)(void *));
 
 #endif /* PINPIPE_DECODE_H */

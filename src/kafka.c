@@ -8,28 +8,97 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "kafka.h"
 #include "kafka_conf.h"
 
-/* GUC check hook of pinpipe.kafka_config: every key and value must be accepted. */
+/*
+ * GUC check hook of pinpipe.kafka_config: every key and value must be
+ * accepted, and the consumer must read committed messages only.
+ */
 bool
 pp_check_kafka_config(char **newval, void **extra, GucSource source)
 {
 	rd_kafka_conf_t *conf;
 	char errbuf[512];
+	char isolation[64];
+	size_t isolation_len = sizeof(isolation);
 	bool ok;
 
 	if (*newval == NULL || **newval == '\0')
 		return true;
 	conf = rd_kafka_conf_new();
 	ok = pp_kafka_conf_apply(conf, *newval, errbuf, sizeof(errbuf)) == 0;
+	if (ok &&
+		rd_kafka_conf_get(conf, "isolation.level", isolation, &isolation_len) == RD_KAFKA_CONF_OK &&
+		strcmp(isolation, "read_uncommitted") == 0)
+	{
+		rd_kafka_conf_destroy(conf);
+		GUC_check_errdetail("isolation.level=read_uncommitted would store the messages of "
+							"transactions that are later aborted, which breaks exactly-once "
+							"delivery.");
+		GUC_check_errhint("Leave isolation.level out of pinpipe.kafka_config: the worker reads "
+						  "committed messages only (read_committed).");
+		return false;
+	}
 	rd_kafka_conf_destroy(conf);
 	if (!ok)
 		GUC_check_errdetail("%s", errbuf);
 	return ok;
+}
+
+/*
+ * The headers of a consumed message as a JSON array text (palloc'd), each
+ * header an object {"key": ..., "value": ...} in the order sent (a key may
+ * repeat); a value that is not UTF-8 text is given as "value_hex" instead,
+ * a null value as null. NULL when the message has no headers.
+ */
+char *
+pp_kafka_headers_json(const rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *hdrs;
+	StringInfoData buf;
+	const char *name;
+	const void *value;
+	size_t size;
+
+	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+		rd_kafka_header_cnt(hdrs) == 0)
+		return NULL;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (size_t i = 0;
+		 rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+	{
+		appendStringInfoString(&buf, i > 0 ? ", {\"key\": " : "{\"key\": ");
+		escape_json(&buf, name);
+		if (value == NULL)
+			appendStringInfoString(&buf, ", \"value\": null}");
+		else if (memchr(value, '\0', size) == NULL &&
+				 pg_encoding_verifymbstr(PG_UTF8, value, (int) size) == (int) size)
+		{
+			char *text = pnstrdup(value, size);
+
+			appendStringInfoString(&buf, ", \"value\": ");
+			escape_json(&buf, text);
+			appendStringInfoChar(&buf, '}');
+			pfree(text);
+		}
+		else
+		{
+			appendStringInfoString(&buf, ", \"value_hex\": \"");
+			for (size_t b = 0; b < size; b++)
+				appendStringInfo(&buf, "%02x", ((const unsigned char *) value)[b]);
+			appendStringInfoString(&buf, "\"}");
+		}
+	}
+	appendStringInfoChar(&buf, ']');
+	return buf.data;
 }
 
 static void
@@ -144,6 +213,8 @@ pp_kafka_consumer(const char *brokers, const char *config, int worker, PPKafkaEr
 	set_default(conf, "enable.auto.offset.store", "false");
 	set_default(conf, "auto.offset.reset", "error");
 	set_default(conf, "enable.partition.eof", "false");
+	/* never the messages of an aborted transaction (read_uncommitted is refused) */
+	set_default(conf, "isolation.level", "read_committed");
 	set_default(conf, "fetch.wait.max.ms", "50");
 	/* prefetch: a few batches of messages, in bounded fetch responses */
 	set_default(conf, "queued.max.messages.kbytes", "14336");

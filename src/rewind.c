@@ -178,7 +178,8 @@ pp_rewind_apply(const char *topic, const PPRewind *r, int64 from_offset, int64 r
 							  "completed_at = CASE WHEN $5 >= $4 THEN now() END WHERE id = $1",
 							  5, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
 		SPI_execute_with_args("UPDATE pinpipe.offsets SET next_offset = $5, updated_at = now() "
-							  "WHERE topic = $2 AND kafka_partition = $3",
+							  "WHERE topic = $2 AND kafka_partition = $3 AND source = "
+							  "(SELECT max(c.source) FROM pinpipe.offsets c WHERE c.topic = $2)",
 							  5, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "pinpipe: applying rewind request " INT64_FORMAT " failed", r->id);
 	SPI_finish();
@@ -200,9 +201,10 @@ pp_rewind_find_stored(const PPMessage *msgs, int nmsgs, const char *const *topic
 		int32 *part = palloc(sizeof(int32) * Max(nmsgs, 1));
 		int64 *off = palloc(sizeof(int64) * Max(nmsgs, 1));
 		int32 *idx = palloc(sizeof(int32) * Max(nmsgs, 1));
+		int32 *src = palloc(sizeof(int32) * Max(nmsgs, 1));
 		int n = 0;
-		Oid types[4] = { INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTOID };
-		Datum args[4];
+		Oid types[5] = { INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTOID, INT4ARRAYOID };
+		Datum args[5];
 		char *sql;
 
 		for (int i = 0; i < nmsgs; i++)
@@ -212,6 +214,7 @@ pp_rewind_find_stored(const PPMessage *msgs, int nmsgs, const char *const *topic
 			part[n] = msgs[i].partition;
 			off[n] = msgs[i].offset;
 			idx[n] = i;
+			src[n] = msgs[i].source;
 			n++;
 		}
 		if (n == 0)
@@ -220,13 +223,14 @@ pp_rewind_find_stored(const PPMessage *msgs, int nmsgs, const char *const *topic
 		args[1] = int8_array(off, n);
 		args[2] = int4_array(idx, n);
 		args[3] = CStringGetTextDatum(topics[k]);
-		sql = psprintf("SELECT u.i FROM unnest($1, $2, $3) AS u(p, o, i) "
-					   "WHERE EXISTS (SELECT FROM pinpipe.%s r "
-					   "WHERE r.kafka_partition = u.p AND r.kafka_offset = u.o) "
+		args[4] = int4_array(src, n);
+		sql = psprintf("SELECT u.i FROM unnest($1, $2, $3, $5) AS u(p, o, i, s) "
+					   "WHERE EXISTS (SELECT FROM pinpipe.%s r WHERE r.kafka_source = u.s "
+					   "AND r.kafka_partition = u.p AND r.kafka_offset = u.o) "
 					   "OR EXISTS (SELECT FROM pinpipe.dead_letters d WHERE d.topic = $4 "
-					   "AND d.kafka_partition = u.p AND d.kafka_offset = u.o)",
+					   "AND d.source = u.s AND d.kafka_partition = u.p AND d.kafka_offset = u.o)",
 					   raw[k]);
-		if (SPI_execute_with_args(sql, 4, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		if (SPI_execute_with_args(sql, 5, types, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "pinpipe: looking up rewound messages failed");
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
@@ -263,10 +267,13 @@ pp_rewind_stored_before(PPKind kind, const char *topic, int32 partition, Timesta
 	args[2] = CStringGetTextDatum(topic);
 	spi_connect();
 	if (SPI_execute_with_args(
-			psprintf("SELECT max(o) + 1 FROM (SELECT max(kafka_offset) o FROM pinpipe.%s_raw "
-					 "WHERE kafka_partition = $1 AND kafka_timestamp < $2 UNION ALL "
+			psprintf("WITH c AS (SELECT max(source) s FROM pinpipe.offsets WHERE topic = $3) "
+					 "SELECT max(o) + 1 FROM (SELECT max(kafka_offset) o FROM pinpipe.%s_raw "
+					 "WHERE kafka_source = (SELECT s FROM c) AND kafka_partition = $1 "
+					 "AND kafka_timestamp < $2 UNION ALL "
 					 "SELECT max(kafka_offset) FROM pinpipe.dead_letters WHERE topic = $3 "
-					 "AND kafka_partition = $1 AND kafka_timestamp < $2) m",
+					 "AND source = (SELECT s FROM c) AND kafka_partition = $1 "
+					 "AND kafka_timestamp < $2) m",
 					 pp_kind_name(kind)),
 			3, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pinpipe: reading the stored offsets by time failed");
@@ -376,7 +383,7 @@ pinpipe_replay_dead_letters(PG_FUNCTION_ARGS)
 
 	spi_connect();
 	if (SPI_execute_with_args("SELECT topic, kafka_partition, kafka_offset, kafka_timestamp, "
-							  "payload FROM pinpipe.dead_letters "
+							  "payload, source FROM pinpipe.dead_letters "
 							  "WHERE replayed_at IS NULL AND ($1 IS NULL OR topic = $1) "
 							  "AND ($2 IS NULL OR error LIKE $2) "
 							  "ORDER BY received_at, topic, kafka_partition, kafka_offset "
@@ -402,6 +409,7 @@ pinpipe_replay_dead_letters(PG_FUNCTION_ARGS)
 		}
 		m->partition = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 		m->offset = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		m->source = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		m->has_timestamp = !isnull;
 		m->timestamp = isnull ? 0 : DatumGetTimestampTz(d);
@@ -448,9 +456,10 @@ pinpipe_replay_dead_letters(PG_FUNCTION_ARGS)
 			int32 *pk = palloc(sizeof(int32) * Max(n, 1));
 			int64 *ok = palloc(sizeof(int64) * Max(n, 1));
 			int32 *inds = palloc(sizeof(int32) * Max(n, 1));
+			int32 *sk = palloc(sizeof(int32) * Max(n, 1));
 			int nk = 0;
-			Oid mtypes[3] = { TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID };
-			Datum margs[3];
+			Oid mtypes[4] = { TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID };
+			Datum margs[4];
 
 			for (int i = 0; i < n; i++)
 			{
@@ -459,6 +468,7 @@ pinpipe_replay_dead_letters(PG_FUNCTION_ARGS)
 				tk[nk] = topics[i];
 				pk[nk] = msgs[i].partition;
 				ok[nk] = msgs[i].offset;
+				sk[nk] = msgs[i].source;
 				inds[nk] = (int32) msgs[i].rec.values[0].i;
 				nk++;
 			}
@@ -468,12 +478,13 @@ pinpipe_replay_dead_letters(PG_FUNCTION_ARGS)
 			margs[0] = text_array(tk, nk);
 			margs[1] = int4_array(pk, nk);
 			margs[2] = int8_array(ok, nk);
+			margs[3] = int4_array(sk, nk);
 			spi_connect();
 			if (SPI_execute_with_args("UPDATE pinpipe.dead_letters d SET replayed_at = now() "
-									  "FROM unnest($1, $2, $3) AS u(t, p, o) "
-									  "WHERE d.topic = u.t AND d.kafka_partition = u.p "
-									  "AND d.kafka_offset = u.o",
-									  3, mtypes, margs, NULL, false, 0) != SPI_OK_UPDATE)
+									  "FROM unnest($1, $2, $3, $4) AS u(t, p, o, s) "
+									  "WHERE d.topic = u.t AND d.source = u.s "
+									  "AND d.kafka_partition = u.p AND d.kafka_offset = u.o",
+									  4, mtypes, margs, NULL, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "pinpipe: marking the replayed dead letters failed");
 			SPI_finish();
 			pp_reclean_inds((PPKind) k, inds, nk);

@@ -34,6 +34,7 @@
 #include "heap_write.h"
 #include "pinpipe.h"
 #include "sink.h"
+#include "source.h"
 
 /* A statement that takes one array of rows of a table's row type. */
 typedef struct RowsPlan
@@ -61,6 +62,13 @@ static int clean_backoff[PP_NKINDS];
 #define CLEAN_MAX_BACKOFF 64
 static SPIPlanPtr dead_letter_plan = NULL;
 static SPIPlanPtr offsets_plan = NULL;
+/*
+ * Whether the tables have sources (and dead letters their error_detail, key
+ * and headers): a 0.1 schema, which the worker writes until it is updated,
+ * has not. Checked in each transaction; the two plans above follow it.
+ */
+static bool with_sources = true;
+static bool plans_with_sources = true;
 
 /* One batch being written, and how. */
 typedef struct SinkBatch
@@ -187,16 +195,38 @@ upsert_set_list(TupleDesc desc)
 static void
 ensure_offsets_plan(void)
 {
-	Oid types[3] = { TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID };
+	Oid types[4] = { TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID };
 
+	with_sources = pp_sources_exist();
+	if (offsets_plan != NULL && plans_with_sources != with_sources)
+	{
+		SPI_freeplan(offsets_plan);
+		offsets_plan = NULL;
+		if (dead_letter_plan)
+			SPI_freeplan(dead_letter_plan);
+		dead_letter_plan = NULL;
+	}
+	plans_with_sources = with_sources;
 	if (offsets_plan != NULL)
 		return;
-	offsets_plan = prepare("INSERT INTO pinpipe.offsets (topic, kafka_partition, next_offset, "
-						   "updated_at) "
-						   "SELECT t, p, n, now() FROM unnest($1, $2, $3) AS u(t, p, n) "
-						   "ON CONFLICT (topic, kafka_partition) DO UPDATE SET "
+	if (!with_sources)
+	{
+		Oid types01[3] = { TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID };
+
+		offsets_plan = prepare("INSERT INTO pinpipe.offsets (topic, kafka_partition, next_offset, "
+							   "updated_at) "
+							   "SELECT t, p, n, now() FROM unnest($1, $2, $3) AS u(t, p, n) "
+							   "ON CONFLICT (topic, kafka_partition) DO UPDATE SET "
+							   "next_offset = EXCLUDED.next_offset, updated_at = now()",
+							   3, types01);
+		return;
+	}
+	offsets_plan = prepare("INSERT INTO pinpipe.offsets (topic, source, kafka_partition, "
+						   "next_offset, updated_at) "
+						   "SELECT t, s, p, n, now() FROM unnest($1, $2, $3, $4) AS u(t, s, p, n) "
+						   "ON CONFLICT (topic, source, kafka_partition) DO UPDATE SET "
 						   "next_offset = EXCLUDED.next_offset, updated_at = now()",
-						   3, types);
+						   4, types);
 }
 
 static void
@@ -211,15 +241,30 @@ prepare_plans(const PPKindTables *tables)
 						 upsert_set_list(tables[k].clean_desc));
 		ensure_rows_plan(&clean_insert_plans[k], clean_table((PPKind) k), INSERT_ROWS_SQL, "");
 	}
-	if (dead_letter_plan == NULL)
+	ensure_offsets_plan();
+	if (dead_letter_plan == NULL && !with_sources)
 	{
-		Oid types[6] = { TEXTARRAYOID,        INT4ARRAYOID,  INT8ARRAYOID,
-						 TIMESTAMPTZARRAYOID, BYTEAARRAYOID, TEXTARRAYOID };
+		Oid types01[6] = { TEXTARRAYOID,        INT4ARRAYOID,  INT8ARRAYOID,
+						   TIMESTAMPTZARRAYOID, BYTEAARRAYOID, TEXTARRAYOID };
 
 		dead_letter_plan =
 			prepare("INSERT INTO pinpipe.dead_letters (topic, kafka_partition, kafka_offset, "
 					"kafka_timestamp, payload, error) SELECT * FROM unnest($1, $2, $3, $4, $5, $6)",
-					6, types);
+					6, types01);
+	}
+	if (dead_letter_plan == NULL)
+	{
+		Oid types[10] = { TEXTARRAYOID,        INT4ARRAYOID,  INT4ARRAYOID, INT8ARRAYOID,
+						  TIMESTAMPTZARRAYOID, BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+						  BYTEAARRAYOID,       TEXTARRAYOID };
+
+		dead_letter_plan = prepare(
+			"INSERT INTO pinpipe.dead_letters (topic, source, kafka_partition, kafka_offset, "
+			"kafka_timestamp, payload, error, error_detail, kafka_key, kafka_headers) "
+			"SELECT t, s, p, o, ts, b, e, d, k, h::jsonb "
+			"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS u(t, s, p, o, ts, b, e, "
+			"d, k, h)",
+			10, types);
 	}
 	ensure_offsets_plan();
 }
@@ -463,6 +508,37 @@ error_is_message_specific(int sqlerrcode)
 }
 
 /*
+ * A stable reason for a message the database refused, one that groups: what
+ * was violated and where, without the values (they go to error_detail).
+ */
+static char *
+store_error_reason(const ErrorData *edata)
+{
+	const char *table = edata->table_name ? edata->table_name : "a table";
+
+	switch (edata->sqlerrcode)
+	{
+		case ERRCODE_UNIQUE_VIOLATION:
+			return psprintf("duplicate key in %s", table);
+		case ERRCODE_NOT_NULL_VIOLATION:
+			return psprintf("null value in column %s of %s",
+							edata->column_name ? edata->column_name : "(unknown)", table);
+		case ERRCODE_CHECK_VIOLATION:
+			return psprintf("check constraint %s of %s violated",
+							edata->constraint_name ? edata->constraint_name : "(unknown)", table);
+		case ERRCODE_FOREIGN_KEY_VIOLATION:
+			return psprintf("foreign key %s of %s violated",
+							edata->constraint_name ? edata->constraint_name : "(unknown)", table);
+		case ERRCODE_EXCLUSION_VIOLATION:
+			return psprintf("exclusion constraint %s of %s violated",
+							edata->constraint_name ? edata->constraint_name : "(unknown)", table);
+		default:
+			return psprintf("refused by the database (SQLSTATE %s)",
+							unpack_sql_state(edata->sqlerrcode));
+	}
+}
+
+/*
  * Write msgs[lo, hi) in a subtransaction; on a message's error, split and
  * retry, and make the single message at fault a dead letter.
  */
@@ -503,9 +579,12 @@ write_chunk(SinkBatch *b, int lo, int hi)
 
 		if (hi - lo == 1)
 		{
-			msgs[lo].error = MemoryContextStrdup(
-				b->cxt, psprintf("could not store the message: %s%s%s", edata->message,
-								 edata->detail ? " " : "", edata->detail ? edata->detail : ""));
+			MemoryContext prev = MemoryContextSwitchTo(b->cxt);
+
+			msgs[lo].error = store_error_reason(edata);
+			msgs[lo].error_detail = psprintf("%s%s%s", edata->message, edata->detail ? " " : "",
+											 edata->detail ? edata->detail : "");
+			MemoryContextSwitchTo(prev);
 		}
 		else
 		{
@@ -549,19 +628,53 @@ int8_array(const int64 *vals, int n)
 	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* A bytea array of the given values, NULL where nulls[i]. */
+static Datum
+bytea_array(Datum *values, bool *nulls, int n)
+{
+	int dims[1] = { n };
+	int lbs[1] = { 1 };
+
+	return PointerGetDatum(
+		construct_md_array(values, nulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+}
+
+/* A text array of the given strings, NULL where strs[i] is NULL. */
+static Datum
+nullable_text_array(const char **strs, int n)
+{
+	Datum *elems = palloc(sizeof(Datum) * n);
+	bool *nulls = palloc(sizeof(bool) * n);
+	int dims[1] = { n };
+	int lbs[1] = { 1 };
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = strs[i] == NULL;
+		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(strs[i]);
+	}
+	return PointerGetDatum(
+		construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
 static void
 write_dead_letters(PPMessage *msgs, int nmsgs, const char *const *topics)
 {
 	int n = 0;
 	const char **topic;
 	const char **error;
+	const char **detail;
+	const char **headers;
+	int32 *source;
 	int32 *partition;
 	int64 *offset;
 	Datum *ts;
 	bool *ts_null;
 	Datum *payload;
 	bool *payload_null;
-	Datum args[6];
+	Datum *key;
+	bool *key_null;
+	Datum args[10];
 	int dims[1];
 	int lbs[1] = { 1 };
 	int rc;
@@ -572,53 +685,68 @@ write_dead_letters(PPMessage *msgs, int nmsgs, const char *const *topics)
 		return;
 	topic = palloc(sizeof(char *) * n);
 	error = palloc(sizeof(char *) * n);
+	detail = palloc(sizeof(char *) * n);
+	headers = palloc(sizeof(char *) * n);
+	source = palloc(sizeof(int32) * n);
 	partition = palloc(sizeof(int32) * n);
 	offset = palloc(sizeof(int64) * n);
 	ts = palloc(sizeof(Datum) * n);
 	ts_null = palloc(sizeof(bool) * n);
 	payload = palloc(sizeof(Datum) * n);
 	payload_null = palloc(sizeof(bool) * n);
+	key = palloc(sizeof(Datum) * n);
+	key_null = palloc(sizeof(bool) * n);
 	n = 0;
 	for (int i = 0; i < nmsgs; i++)
 	{
-		bytea *b;
-
 		if (msgs[i].error == NULL)
 			continue;
 		topic[n] = topics[msgs[i].kind];
 		error[n] = msgs[i].error;
+		detail[n] = msgs[i].error_detail;
+		/* a 0.1 table has the whole error in one column */
+		if (!with_sources && detail[n] != NULL)
+			error[n] = detail[n];
+		headers[n] = msgs[i].headers;
+		source[n] = msgs[i].source;
 		partition[n] = msgs[i].partition;
 		offset[n] = msgs[i].offset;
 		ts[n] = TimestampTzGetDatum(msgs[i].timestamp);
 		ts_null[n] = !msgs[i].has_timestamp;
 		/* a tombstone (null value) stays NULL, an empty value is '' */
 		payload_null[n] = msgs[i].payload == NULL;
-		payload[n] = (Datum) 0;
-		if (!payload_null[n])
-		{
-			b = palloc(VARHDRSZ + msgs[i].len);
-			SET_VARSIZE(b, VARHDRSZ + msgs[i].len);
-			if (msgs[i].len > 0)
-				memcpy(VARDATA(b), msgs[i].payload, msgs[i].len);
-			payload[n] = PointerGetDatum(b);
-		}
+		payload[n] =
+			payload_null[n] ? (Datum) 0 : PointerGetDatum(pp_bytea(msgs[i].payload, msgs[i].len));
+		key_null[n] = msgs[i].key == NULL;
+		key[n] = key_null[n] ? (Datum) 0 : PointerGetDatum(pp_bytea(msgs[i].key, msgs[i].keylen));
 		n++;
 	}
 	dims[0] = n;
 	args[0] = text_array(topic, n);
-	args[1] = int4_array(partition, n);
-	args[2] = int8_array(offset, n);
-	args[3] = PointerGetDatum(construct_md_array(ts, ts_null, 1, dims, lbs, TIMESTAMPTZOID, 8,
+	args[1] = int4_array(source, n);
+	args[2] = int4_array(partition, n);
+	args[3] = int8_array(offset, n);
+	args[4] = PointerGetDatum(construct_md_array(ts, ts_null, 1, dims, lbs, TIMESTAMPTZOID, 8,
 												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[4] = PointerGetDatum(
-		construct_md_array(payload, payload_null, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	args[5] = bytea_array(payload, payload_null, n);
+	if (!with_sources)
+	{
+		/* 0.1: topic, partition, offset, timestamp, payload, error */
+		args[1] = args[2];
+		args[2] = args[3];
+		args[3] = args[4];
+		args[4] = args[5];
+	}
 	/* the array has its own copy: free ours before the insert makes more (large messages) */
 	for (int i = 0; i < n; i++)
 	{
 		if (!payload_null[i])
 			pfree(DatumGetPointer(payload[i]));
 	}
-	args[5] = text_array(error, n);
+	args[with_sources ? 6 : 5] = text_array(error, n);
+	args[7] = nullable_text_array(detail, n);
+	args[8] = bytea_array(key, key_null, n);
+	args[9] = nullable_text_array(headers, n);
 	rc = SPI_execute_plan(dead_letter_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pinpipe: dead letter insert failed: %s", SPI_result_code_string(rc));
@@ -629,9 +757,10 @@ static void
 write_offsets(const PPOffset *offsets, int noffsets)
 {
 	const char **topic = palloc(sizeof(char *) * noffsets);
+	int32 *source = palloc(sizeof(int32) * noffsets);
 	int32 *partition = palloc(sizeof(int32) * noffsets);
 	int64 *next = palloc(sizeof(int64) * noffsets);
-	Datum args[3];
+	Datum args[4];
 	int rc;
 
 	if (noffsets == 0)
@@ -639,12 +768,20 @@ write_offsets(const PPOffset *offsets, int noffsets)
 	for (int i = 0; i < noffsets; i++)
 	{
 		topic[i] = offsets[i].topic;
+		source[i] = offsets[i].source;
 		partition[i] = offsets[i].partition;
 		next[i] = offsets[i].next_offset;
 	}
 	args[0] = text_array(topic, noffsets);
-	args[1] = int4_array(partition, noffsets);
-	args[2] = int8_array(next, noffsets);
+	args[1] = int4_array(source, noffsets);
+	args[2] = int4_array(partition, noffsets);
+	args[3] = int8_array(next, noffsets);
+	if (!with_sources)
+	{
+		/* 0.1: topic, partition, next offset */
+		args[1] = args[2];
+		args[2] = args[3];
+	}
 	rc = SPI_execute_plan(offsets_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "pinpipe: offset upsert failed: %s", SPI_result_code_string(rc));
@@ -726,6 +863,7 @@ pp_store_offset_gap(const PPOffsetGap *gap)
 							  6, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "pinpipe: recording an offset gap failed");
 	off.topic = gap->topic;
+	off.source = gap->source;
 	off.partition = gap->partition;
 	off.next_offset = gap->resumed_offset;
 	ensure_offsets_plan();

@@ -22,6 +22,7 @@ typedef struct PPSinkResult
 typedef struct PPOffsetGap
 {
 	const char *topic;
+	int32 source; /* the source the partition resumes in */
 	int32 partition;
 	int64 expected_offset; /* the stored next offset */
 	int64 resumed_offset;

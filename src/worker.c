@@ -51,6 +51,7 @@
 #include "pinpipe.h"
 #include "rewind.h"
 #include "sink.h"
+#include "source.h"
 #include "status.h"
 
 PGDLLEXPORT void pinpipe_worker_main(Datum main_arg);
@@ -93,7 +94,10 @@ typedef struct TopicState
 	PartState *mine; /* the partitions this worker consumes */
 	bool available;
 	rd_kafka_resp_err_t unavailable_err; /* why not available, as last reported */
-	bool caught_up; /* every partition of mine read up to the high watermark last seen */
+	bool caught_up;       /* every partition of mine read up to the high watermark last seen */
+	int32 source;         /* the incarnation consumed (pinpipe.sources id); 0 none yet */
+	char *source_cluster; /* the cluster id it was read on, NULL if unknown */
+	bool source_fresh;    /* begun by the worker after another: start at the earliest offset */
 } TopicState;
 
 /* A partition whose stored offset the broker no longer has. */
@@ -102,6 +106,22 @@ typedef struct PendingReset
 	PPKind kind;
 	int32 partition;
 } PendingReset;
+
+static void load_offsets(TopicState *t);
+
+/*
+ * Whether the tables have sources, as found when the partitions were last
+ * assigned (a 0.1 schema has not: the worker writes it, with no sources,
+ * until ALTER EXTENSION pinpipe UPDATE, and then assigns them again).
+ */
+static bool with_sources = false;
+
+/*
+ * Set on every Kafka error (a broker disconnected: it may come back as
+ * another cluster, with other messages at the same offsets); the cluster id
+ * is then read afresh before the next batch is stored (verify_cluster).
+ */
+static bool cluster_unverified = false;
 
 static int worker_id;
 static char *connected_database;
@@ -325,6 +345,8 @@ destroy_consumer(void)
 		topics[k].npartitions = 0;
 		topics[k].nmine = 0;
 		topics[k].available = false;
+		topics[k].source = 0;
+		topics[k].source_fresh = false;
 	}
 	need_assign = true;
 	partitions_paused = false;
@@ -492,6 +514,7 @@ report_kafka_error(int worker, int err, const char *reason)
 {
 	int kind = PP_ALL_TOPICS;
 
+	cluster_unverified = true;
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
 		brokers_down = true;
 	/* an error about a partition ("topic [partition]: ...") belongs to its topic */
@@ -534,6 +557,176 @@ create_consumer(void)
 	ereport(LOG, (errmsg("pinpipe worker %d: consuming %s, %s and %s from %s", worker_id,
 						 topics[PP_PIN].name, topics[PP_GEO].name, topics[PP_USER].name,
 						 pinpipe_brokers)));
+}
+
+/* The cluster id the broker reported last (palloc'd), or NULL. */
+static char *
+broker_cluster_id(void)
+{
+	char *id = rk != NULL ? rd_kafka_clusterid(rk, 0) : NULL;
+	char *copy;
+
+	if (id == NULL)
+		return NULL;
+	copy = pstrdup(id);
+	rd_kafka_mem_free(rk, id);
+	return copy;
+}
+
+/*
+ * Whether the broker now reports another cluster than the one a topic's
+ * source was read on (a fail-over, or a restarted embedded broker, which
+ * keeps no messages): its offsets mean other messages.
+ */
+static bool
+cluster_changed(void)
+{
+	char *cluster = broker_cluster_id();
+
+	if (cluster == NULL)
+		return false;
+	for (int k = 0; k < PP_NKINDS; k++)
+	{
+		TopicState *t = &topics[k];
+
+		if (t->source != 0 && t->source_cluster != NULL && strcmp(t->source_cluster, cluster) != 0)
+		{
+			ereport(LOG, (errmsg("pinpipe worker %d: the broker reports cluster \"%s\", the "
+								 "messages of %s stored so far came from cluster \"%s\"",
+								 worker_id, cluster, t->name, t->source_cluster)));
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * After a Kafka error, ask the broker for metadata (whose response carries
+ * the cluster id) before trusting the cached cluster id. librdkafka reconnects
+ * to a restarted broker and fetches from it before it refreshes its metadata
+ * by itself; the disconnection's error is queued before any message fetched
+ * over the new connection, so serving the events first is enough to see it.
+ */
+static void
+verify_cluster(void)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+
+	pp_kafka_poll_events(rk);
+	if (!cluster_unverified)
+		return;
+	err = rd_kafka_metadata(rk, 0, NULL, &md, WATERMARK_TIMEOUT_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not read the cluster's metadata: %s", rd_kafka_err2str(err))));
+	rd_kafka_metadata_destroy(md);
+	cluster_unverified = false;
+}
+
+/* The partition's range of offsets, read from the broker. */
+static void
+query_range(TopicState *t, int32 partition, int64 *lo, int64 *hi)
+{
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(rk, t->name, partition, lo, hi, WATERMARK_TIMEOUT_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not read the offsets of %s partition %d: %s", t->name,
+							   partition, rd_kafka_err2str(err))));
+}
+
+/*
+ * Make src the topic's source (in the caller's transaction, t->mine set).
+ * When it was begun after another, each of this worker's partitions that
+ * had a stored offset in the previous source gets a row in
+ * pinpipe.offset_gaps (the stored offset, and where the new source starts,
+ * stored as its offset): the partitions are read again from their earliest
+ * offset, into the new source.
+ */
+static void
+switch_source(TopicState *t, const PPSource *src)
+{
+	MemoryContext old;
+
+	if (src->begun && src->previous != 0)
+	{
+		char *reason = psprintf("%s: source %d follows source %d, read again from the earliest "
+								"offset",
+								pp_source_reason_name(src->reason), src->id, src->previous);
+
+		t->source = src->previous;
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		load_offsets(t);
+		SPI_finish();
+		for (int p = 0; p < t->nmine; p++)
+		{
+			PPOffsetGap gap;
+			int64 lo, hi;
+
+			if (t->mine[p].next_offset < 0)
+				continue;
+			query_range(t, t->mine[p].partition, &lo, &hi);
+			gap.topic = t->name;
+			gap.source = src->id;
+			gap.partition = t->mine[p].partition;
+			gap.expected_offset = t->mine[p].next_offset;
+			gap.resumed_offset = lo;
+			gap.lost_messages = 0;
+			gap.reason = reason;
+			pp_store_offset_gap(&gap);
+			t->mine[p].next_offset = lo;
+		}
+		ereport(
+			LOG,
+			(errmsg("pinpipe worker %d: %s: the messages of %s now go to source %d (after "
+					"source %d)",
+					worker_id, pp_source_reason_name(src->reason), t->name, src->id, src->previous),
+			 errdetail("Its partitions are read again from their earliest offsets; the rows "
+					   "stored from source %d are kept, and pinpipe.offset_gaps shows where "
+					   "each partition stopped.",
+					   src->previous)));
+		t->source_fresh = true;
+	}
+	else if (src->begun)
+		ereport(LOG, (errmsg("pinpipe worker %d: %s begins source %d (%s)", worker_id, t->name,
+							 src->id, pp_source_reason_name(src->reason))));
+	t->source = src->id;
+	old = MemoryContextSwitchTo(worker_cxt);
+	if (t->source_cluster != NULL)
+		pfree(t->source_cluster);
+	t->source_cluster = src->cluster_id != NULL ? pstrdup(src->cluster_id) : NULL;
+	MemoryContextSwitchTo(old);
+}
+
+/* Find or begin the topic's source on the broker's cluster (assign_partitions). */
+static void
+use_source(TopicState *t)
+{
+	PPSource src;
+
+	pp_source_resolve(t->name, pp_kind_name((PPKind) (t - topics)), broker_cluster_id(), &src);
+	/* begun by another worker since this one took the topic's source: its gaps are ours to record
+	 */
+	if (!src.begun && t->source != 0 && src.id != t->source)
+	{
+		src.begun = true;
+		src.previous = t->source;
+	}
+	switch_source(t, &src);
+}
+
+/* Begin a new source of the topic (a partition ended before its stored offset). */
+static void
+begin_topic_source(TopicState *t, PPSourceReason reason)
+{
+	PPSource src;
+
+	pp_source_begin(t->name, broker_cluster_id(), reason, t->source, &src);
+	switch_source(t, &src);
 }
 
 /*
@@ -633,19 +826,24 @@ refresh_metadata(void)
 		t->available = true;
 	}
 	last_metadata = GetCurrentTimestamp();
+	if (cluster_changed())
+		need_assign = true;
 }
 
-/* Read the stored next offsets of a topic into t->mine (-1 where none). */
+/* Read the stored next offsets of a topic's source into t->mine (-1 where none). */
 static void
 load_offsets(TopicState *t)
 {
-	Datum arg = CStringGetTextDatum(t->name);
-	Oid argtype = TEXTOID;
+	Datum args[2] = { CStringGetTextDatum(t->name), Int32GetDatum(t->source) };
+	Oid argtypes[2] = { TEXTOID, INT4OID };
 	int rc;
 
-	rc = SPI_execute_with_args("SELECT kafka_partition, next_offset FROM pinpipe.offsets "
-							   "WHERE topic = $1",
-							   1, &argtype, &arg, NULL, true, 0);
+	rc = SPI_execute_with_args(with_sources
+								   ? "SELECT kafka_partition, next_offset FROM pinpipe.offsets "
+									 "WHERE topic = $1 AND source = $2"
+								   : "SELECT kafka_partition, next_offset FROM pinpipe.offsets "
+									 "WHERE topic = $1",
+							   with_sources ? 2 : 1, argtypes, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "pinpipe: reading offsets failed: %s", SPI_result_code_string(rc));
 	for (int p = 0; p < t->nmine; p++)
@@ -683,6 +881,7 @@ assign_partitions(void)
 	if (!begin_extension_xact())
 		return false;
 	list = rd_kafka_topic_partition_list_new(16);
+	with_sources = pp_sources_exist();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (int k = 0; k < PP_NKINDS; k++)
@@ -707,6 +906,10 @@ assign_partitions(void)
 				t->mine[n++].partition = p;
 		}
 		t->nmine = n;
+		if (with_sources)
+			use_source(t);
+		else
+			t->source = 0;
 		load_offsets(t);
 	}
 	SPI_finish();
@@ -721,7 +924,7 @@ assign_partitions(void)
 			PartState *ps = &t->mine[p];
 			/* a partition added (or a topic created) while we run holds only new messages */
 			bool appeared = t->first_partitions >= 0 && ps->partition >= t->first_partitions;
-			bool latest = pinpipe_start_offset == PP_START_LATEST && !appeared;
+			bool latest = pinpipe_start_offset == PP_START_LATEST && !appeared && !t->source_fresh;
 
 			if (ps->next_offset < 0)
 				ereport(LOG,
@@ -1136,6 +1339,7 @@ find_offset_gap(TopicState *t, PartState *ps, PPOffsetGap *gap, int64 *high)
 	if (ps->next_offset >= lo && ps->next_offset <= hi)
 		return false;
 	gap->topic = t->name;
+	gap->source = t->source;
 	gap->partition = ps->partition;
 	gap->expected_offset = ps->next_offset;
 	gap->resumed_offset = lo;
@@ -1179,11 +1383,9 @@ report_offset_gap(PPKind kind, const PPOffsetGap *gap, int64 hi)
 					   "broker lost messages. The worker resumes at offset " INT64_FORMAT
 					   "; the gap is recorded in pinpipe.offset_gaps.",
 					   lo, hi, lo),
-			 errhint("Messages of the new topic at offsets already stored in pinpipe.%s_raw "
-					 "(partition %d, below " INT64_FORMAT ") become dead letters with a "
-					 "duplicate key error, payloads kept. Archive and delete a topic's "
-					 "raw rows before recreating it.",
-					 pp_kind_name(kind), gap->partition, gap->expected_offset)));
+			 errhint("The new topic's messages are stored under a new source (see "
+					 "pinpipe.sources); the rows of pinpipe.%s_raw stored before are kept.",
+					 pp_kind_name(kind))));
 	pp_set_error(worker_id, kind, PP_ERR_BATCH,
 				 "%s partition %d ends at " INT64_FORMAT " before the stored offset " INT64_FORMAT
 				 " (topic recreated?), resuming at " INT64_FORMAT,
@@ -1199,16 +1401,37 @@ report_offset_gap(PPKind kind, const PPOffsetGap *gap, int64 hi)
 static void
 handle_offset_resets(void)
 {
+	bool switched[PP_NKINDS] = { false };
+
 	for (int i = 0; i < nresets; i++)
 	{
 		PartState *ps = find_part(resets[i].kind, resets[i].partition);
 		PPOffsetGap gap;
 		int64 hi;
 
+		if (switched[resets[i].kind])
+			continue; /* the topic's partitions start again in its new source */
 		if (ps == NULL || !find_offset_gap(&topics[resets[i].kind], ps, &gap, &hi))
 			continue; /* not ours, or in range again: just reassign */
+		verify_cluster();
+		if (cluster_changed())
+			break; /* another cluster: the reassignment begins its sources */
 		if (!begin_extension_xact())
 			break; /* the extension changed: its own offsets decide */
+		if (gap.lost_messages == 0 && with_sources)
+		{
+			/*
+			 * The partition ends before the stored offset: a new incarnation
+			 * of the topic, whose offsets start again. Its messages go to a
+			 * new source (every partition of it), so they never collide with
+			 * the rows stored before; the gaps are recorded on the way.
+			 */
+			report_offset_gap(resets[i].kind, &gap, hi);
+			begin_topic_source(&topics[resets[i].kind], PP_SOURCE_RECREATED);
+			finish_xact();
+			switched[resets[i].kind] = true;
+			continue;
+		}
 		pp_store_offset_gap(&gap);
 		finish_xact();
 		report_offset_gap(resets[i].kind, &gap, hi);
@@ -1306,6 +1529,10 @@ gather_messages(PPOffset *offsets, PartState **parts)
 		pm->timestamp = pm->has_timestamp ? kafka_time(ts) : 0;
 		pm->payload = m->payload;
 		pm->len = m->len;
+		pm->source = topics[kind].source;
+		pm->key = m->key;
+		pm->keylen = m->key_len;
+		pm->headers = pp_kafka_headers_json(m);
 		batch_pp_n++;
 
 		for (o = 0; o < noffsets; o++)
@@ -1316,6 +1543,7 @@ gather_messages(PPOffset *offsets, PartState **parts)
 		if (o == noffsets)
 		{
 			offsets[o].topic = topics[kind].name;
+			offsets[o].source = topics[kind].source;
 			offsets[o].partition = m->partition;
 			parts[o] = ps;
 			noffsets++;
@@ -1339,10 +1567,16 @@ decode_messages(PPMessage *msgs, int nmsgs, size_t max_message_bytes)
 		PPMessage *m = &msgs[i];
 
 		m->error = NULL;
+		m->error_detail = NULL;
 		m->decoded = pp_decode(m->kind, m->payload, m->len, max_message_bytes, &m->rec, errbuf,
 							   sizeof(errbuf));
 		if (!m->decoded)
-			m->error = pstrdup(errbuf);
+		{
+			const char *reason = pp_decode_error_reason(errbuf);
+
+			m->error = pstrdup(reason != NULL ? reason : errbuf);
+			m->error_detail = reason != NULL ? pstrdup(errbuf) : NULL;
+		}
 	}
 }
 
@@ -1358,6 +1592,14 @@ store_batch(const PPOffset *offsets, PartState **parts, int noffsets, PPSinkResu
 	topic_names(names);
 	if (!begin_extension_xact())
 		return false;
+	if (pp_sources_exist() != with_sources)
+	{
+		/* updated (or not) since the partitions were assigned: assign them again */
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(batch_cxt);
+		need_assign = true;
+		return false;
+	}
 	pgstat_report_activity(STATE_RUNNING, "pinpipe: writing a batch");
 	filter_rewound();
 	pp_sink_write(batch_pp, batch_pp_n, names, offsets, noffsets,
@@ -1398,6 +1640,17 @@ write_batch(void)
 	int noffsets;
 	PPSinkResult result;
 
+	/*
+	 * Messages read after the cluster changed belong to another source; the
+	 * batch is dropped (nothing stored) and the partitions are assigned again
+	 * in the new cluster's sources.
+	 */
+	verify_cluster();
+	if (cluster_changed())
+	{
+		need_assign = true;
+		return;
+	}
 	noffsets = gather_messages(offsets, parts);
 	if (batch_pp_n == 0)
 		return;

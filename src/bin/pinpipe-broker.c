@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/personality.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -118,6 +119,9 @@ usage(FILE *out)
 			"  --max-request-bytes N     largest request accepted, e.g. a Produce of one big\n"
 			"                            message (default 100000000)\n"
 			"  --quiet                   print only errors and control command results\n"
+			"  --stable-cluster-id       report the same cluster id on every start (run without\n"
+			"                            address space randomization): a restart on the same\n"
+			"                            --port then looks like the same cluster, not a new one\n"
 			"  --help                    show this help and exit\n"
 			"\n"
 			"Control commands (e.g. echo \"down 1\" > FIFO); each result is one line on stderr:\n"
@@ -814,6 +818,32 @@ parse_topic_arg(const char *arg, TopicSpec *spec)
 	return 0;
 }
 
+/*
+ * --stable-cluster-id: librdkafka 2.0.2 names the mock cluster after two of
+ * its heap addresses, so each start is a new cluster to its clients (as a
+ * restarted mock broker holds none of the old messages, it is one). Run
+ * without address space randomization, the addresses and so the id are the
+ * same on every start: a restart then looks like the same cluster, e.g. one
+ * whose topic was deleted and created again. Re-executes the program once.
+ */
+static void
+stable_cluster_id(char **argv)
+{
+	int current = personality(0xffffffff);
+
+	if (current == -1 || (current & ADDR_NO_RANDOMIZE) != 0)
+		return;
+	if (personality((unsigned long) current | ADDR_NO_RANDOMIZE) == -1)
+	{
+		say("--stable-cluster-id: cannot turn off address space randomization: %s",
+			strerror(errno));
+		exit(1);
+	}
+	execv("/proc/self/exe", argv);
+	say("--stable-cluster-id: cannot re-execute: %s", strerror(errno));
+	exit(1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -850,6 +880,11 @@ main(int argc, char **argv)
 		else if (strcmp(opt, "--quiet") == 0 || strcmp(opt, "-q") == 0)
 		{
 			quiet = 1;
+			continue;
+		}
+		else if (strcmp(opt, "--stable-cluster-id") == 0)
+		{
+			stable_cluster_id(argv);
 			continue;
 		}
 		if (arg == NULL)

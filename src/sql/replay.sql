@@ -38,8 +38,10 @@ AS $$
 DECLARE
     stored_next bigint;
 BEGIN
+    -- the partition's offset in the topic's current source (the newest)
     SELECT o.next_offset INTO stored_next FROM pinpipe.offsets o
-     WHERE o.topic = rewind.topic AND o.kafka_partition = rewind.kafka_partition;
+     WHERE o.topic = rewind.topic AND o.kafka_partition = rewind.kafka_partition
+     ORDER BY o.source DESC LIMIT 1;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no stored offset for topic "%" partition %', topic, kafka_partition
             USING ERRCODE = 'undefined_object',
@@ -73,7 +75,9 @@ BEGIN
     RETURN QUERY
     INSERT INTO pinpipe.rewind_requests (topic, kafka_partition, to_time)
     SELECT o.topic, o.kafka_partition, to_time FROM pinpipe.offsets o
-     WHERE o.topic = rewind.topic ORDER BY o.kafka_partition RETURNING *;
+     WHERE o.topic = rewind.topic
+       AND o.source = (SELECT max(c.source) FROM pinpipe.offsets c WHERE c.topic = rewind.topic)
+     ORDER BY o.kafka_partition RETURNING *;
 END;
 $$;
 COMMENT ON FUNCTION pinpipe.rewind(text, timestamptz) IS

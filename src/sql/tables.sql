@@ -3,7 +3,9 @@
 -- clean tables one row per ind, the latest message's cleaned values.
 --
 
--- Offsets for rows loaded by hand (kafka_partition = -1), not from Kafka.
+-- Offsets for rows loaded by hand (kafka_partition = -1, kafka_source = 0),
+-- not from Kafka. A row from Kafka is identified by its source (an
+-- incarnation of its topic, pinpipe.sources), partition and offset.
 CREATE SEQUENCE pinpipe.manual_offset;
 
 CREATE TABLE pinpipe.pin_raw (
@@ -23,7 +25,10 @@ CREATE TABLE pinpipe.pin_raw (
     kafka_partition int NOT NULL DEFAULT -1,
     kafka_offset bigint NOT NULL DEFAULT nextval('pinpipe.manual_offset'),
     kafka_timestamp timestamptz DEFAULT now(),
-    PRIMARY KEY (kafka_partition, kafka_offset)
+    kafka_source int NOT NULL DEFAULT 0,
+    kafka_key bytea,
+    kafka_headers jsonb,
+    PRIMARY KEY (kafka_source, kafka_partition, kafka_offset)
 );
 COMMENT ON TABLE pinpipe.pin_raw IS 'one row per message of <prefix>.pin, as sent; unknown keys in extra';
 
@@ -37,7 +42,10 @@ CREATE TABLE pinpipe.geo_raw (
     kafka_partition int NOT NULL DEFAULT -1,
     kafka_offset bigint NOT NULL DEFAULT nextval('pinpipe.manual_offset'),
     kafka_timestamp timestamptz DEFAULT now(),
-    PRIMARY KEY (kafka_partition, kafka_offset)
+    kafka_source int NOT NULL DEFAULT 0,
+    kafka_key bytea,
+    kafka_headers jsonb,
+    PRIMARY KEY (kafka_source, kafka_partition, kafka_offset)
 );
 COMMENT ON TABLE pinpipe.geo_raw IS 'one row per message of <prefix>.geo, as sent; unknown keys in extra';
 
@@ -51,7 +59,10 @@ CREATE TABLE pinpipe.user_raw (
     kafka_partition int NOT NULL DEFAULT -1,
     kafka_offset bigint NOT NULL DEFAULT nextval('pinpipe.manual_offset'),
     kafka_timestamp timestamptz DEFAULT now(),
-    PRIMARY KEY (kafka_partition, kafka_offset)
+    kafka_source int NOT NULL DEFAULT 0,
+    kafka_key bytea,
+    kafka_headers jsonb,
+    PRIMARY KEY (kafka_source, kafka_partition, kafka_offset)
 );
 COMMENT ON TABLE pinpipe.user_raw IS 'one row per message of <prefix>.user, as sent; unknown keys in extra';
 

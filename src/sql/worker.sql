@@ -69,4 +69,4 @@ GRANT SELECT ON pinpipe.status, pinpipe.partition_lag TO pinpipe_admin, pg_monit
 -- Everyone may call the cleaning functions; tables and admin functions stay
 -- private until granted.
 GRANT USAGE ON SCHEMA pinpipe TO PUBLIC;
-GRANT SELECT ON pinpipe.offsets, pinpipe.dead_letters, pinpipe.offset_gaps TO pinpipe_admin;
+GRANT SELECT ON pinpipe.sources, pinpipe.offsets, pinpipe.dead_letters, pinpipe.offset_gaps TO pinpipe_admin;

@@ -137,7 +137,7 @@ pp_check_complete($node, 'cp', 3150);
 pp_check($node, 'unique index: the pin repeating a unique_id is a dead letter saying so',
 	q{SELECT count(*) = 1 FROM pinpipe.dead_letters WHERE topic = 'cp.pin'
 	    AND convert_from(payload, 'UTF8')::json->>'index' = '900'
-	    AND error LIKE '%duplicate key value violates unique constraint "pin_clean_unique_id"%'});
+	    AND error_detail LIKE '%duplicate key value violates unique constraint "pin_clean_unique_id"%'});
 pp_check($node, 'unique index: the other 99 pins land, raw and clean',
 	q{SELECT (SELECT count(*) FROM pinpipe.pin_clean WHERE ind BETWEEN 851 AND 950) = 99
 	    AND (SELECT count(*) FROM pinpipe.pin_raw WHERE "index" BETWEEN 851 AND 950) = 99});

@@ -57,12 +57,13 @@ pp_check($node, 'rows + dead letters = messages consumed, per topic',
 	    AND (SELECT count(*) FROM pinpipe.geo_raw) + (SELECT count(*) FROM pinpipe.dead_letters WHERE topic = 'bad.geo') = 2
 	    AND (SELECT count(*) FROM pinpipe.user_raw) + (SELECT count(*) FROM pinpipe.dead_letters WHERE topic = 'bad.user') = 2");
 
-# expect(OFFSET, TOPIC, ERROR LIKE pattern)
+# expect(OFFSET, TOPIC, ERROR LIKE pattern): the whole error, error_detail when there is one
 sub expect
 {
 	my ($offset, $topic, $pattern) = @_;
 	pp_check($node, "dead letter at $topic offset $offset: $pattern",
-		"SELECT error LIKE '$pattern' FROM pinpipe.dead_letters WHERE topic = '$topic' AND kafka_offset = $offset");
+		"SELECT coalesce(error_detail, error) LIKE '$pattern' FROM pinpipe.dead_letters
+		  WHERE topic = '$topic' AND kafka_offset = $offset");
 	return;
 }
 expect(1, 'bad.pin', 'invalid JSON at line 1, column %');
@@ -75,10 +76,13 @@ expect(8, 'bad.pin', 'message of 11000__ bytes exceeds the limit of 1048576 byte
 expect(9, 'bad.pin', 'key "downloaded" is a string, expected an integer');
 expect(10, 'bad.pin', 'invalid JSON %duplicate object key%');
 expect(12, 'bad.pin', 'invalid JSON %maximum parsing depth%');
-expect(13, 'bad.pin', 'could not store the message: ind 13 is refused by a trigger');
+expect(13, 'bad.pin', 'ind 13 is refused by a trigger');
 expect(15, 'bad.pin', 'value 3000000000 of key "index" is out of range for type integer');
 expect(0, 'bad.geo', 'key "latitude" is a string, expected a number');
 expect(0, 'bad.user', 'key "age" is a real number, expected an integer');
+pp_check($node, 'errors are stable reasons that group; the variable part is in error_detail',
+	q{SELECT array_agg(error || ' x' || n ORDER BY error COLLATE "C") = '{"integer value out of range x1","invalid JSON x5","message exceeds pinpipe.max_message_bytes x1","refused by the database (SQLSTATE P0001) x1"}'
+	   FROM (SELECT error, count(*) n FROM pinpipe.dead_letters WHERE topic = 'bad.pin' AND error_detail IS NOT NULL GROUP BY error) g});
 pp_check($node, 'dead letters keep the payload byte for byte',
 	q{SELECT payload = '\x7b22696e646578223a20362c20227469746c65223a2022fffe227d'::bytea FROM pinpipe.dead_letters WHERE topic = 'bad.pin' AND kafka_offset = 6});
 pp_check($node, 'the oversized payload is kept whole',

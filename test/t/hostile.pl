@@ -92,7 +92,7 @@ my %rows = map { $_ => 1 } split /\n/, $node->safe_psql('postgres',
 	 UNION ALL SELECT 'user ' || kafka_offset FROM pinpipe.user_raw");
 my %dead = map { ("$_->[0] $_->[1]" => $_->[2]) } @{
 	decode_json($node->safe_psql('postgres',
-		"SELECT coalesce(json_agg(json_build_array(substr(topic, 9), kafka_offset, error)), '[]')
+		"SELECT coalesce(json_agg(json_build_array(substr(topic, 9), kafka_offset, coalesce(error_detail, error))), '[]')
 		   FROM pinpipe.dead_letters"))
 };
 my @bad;

@@ -166,15 +166,15 @@ close $m10;
 my $md5_10mb = $md5->hexdigest;
 
 pp_check($node, '4.5 MB: a dead letter at hostilebig.pin [0] offset 10, with its bytes',
-	"SELECT error = 'message of 4718592 bytes exceeds the limit of $limit bytes'
+	"SELECT error_detail = 'message of 4718592 bytes exceeds the limit of $limit bytes'
 	        AND octet_length(payload) = 4718592 FROM pinpipe.dead_letters
 	  WHERE topic = 'hostilebig.pin' AND kafka_partition = 0 AND kafka_offset = 10");
 pp_check($node, '10 MB: a dead letter at hostilebig.pin [1] offset 0, with its bytes',
-	"SELECT error = 'message of 10485760 bytes exceeds the limit of $limit bytes'
+	"SELECT error_detail = 'message of 10485760 bytes exceeds the limit of $limit bytes'
 	        AND octet_length(payload) = 10485760 AND md5(payload) = '$md5_10mb'
 	   FROM pinpipe.dead_letters WHERE topic = 'hostilebig.pin' AND kafka_partition = 1 AND kafka_offset = 0");
 pp_check($node, '5 MB: a dead letter at hostilebig.pin [2] offset 0',
-	"SELECT error = 'message of 5242880 bytes exceeds the limit of $limit bytes'
+	"SELECT error_detail = 'message of 5242880 bytes exceeds the limit of $limit bytes'
 	   FROM pinpipe.dead_letters WHERE topic = 'hostilebig.pin' AND kafka_partition = 2 AND kafka_offset = 0");
 pp_check($node, '10 MB under a 16 MB limit: a row (raw and clean) at hostilebig.pin [3] offset 0',
 	q{SELECT octet_length(r.description) = 10485760 - 50 AND r.category = 'art'
@@ -182,7 +182,7 @@ pp_check($node, '10 MB under a 16 MB limit: a row (raw and clean) at hostilebig.
 	   FROM pinpipe.pin_raw r JOIN pinpipe.pin_clean c ON c.ind = r."index"
 	  WHERE r.kafka_partition = 3 AND r.kafka_offset = 0});
 pp_check($node, '150 MB: a dead letter at hostilebig.pin [4] offset 0, with its bytes',
-	"SELECT error = 'message of 150000025 bytes exceeds the limit of $limit bytes'
+	"SELECT error_detail = 'message of 150000025 bytes exceeds the limit of $limit bytes'
 	        AND octet_length(payload) = 150000025 FROM pinpipe.dead_letters
 	  WHERE topic = 'hostilebig.pin' AND kafka_partition = 4 AND kafka_offset = 0");
 pp_check($node, 'no other dead letter', 'SELECT count(*) = 4 FROM pinpipe.dead_letters');

@@ -34,8 +34,10 @@ pp_check($node, 'clean rows = distinct ind',
 	    AND (SELECT count(*) FROM pinpipe.user_clean) = 11154");
 pp_check($node, 'the worker stored the raw values exactly (minus Kafka columns)',
 	"SELECT count(*) = 0 FROM pinpipe.geo_raw r
-	  WHERE to_jsonb(r) - '{extra,kafka_partition,kafka_offset,kafka_timestamp}'::text[] <> jsonb_build_object(
+	  WHERE to_jsonb(r) - '{extra,kafka_partition,kafka_offset,kafka_timestamp,kafka_source,kafka_key,kafka_headers}'::text[] <> jsonb_build_object(
 	        'ind', r.ind, 'timestamp', r.timestamp, 'latitude', r.latitude, 'longitude', r.longitude, 'country', r.country)");
+pp_check($node, 'each message keeps its Kafka key (the ind, sent with kcat -K), no headers',
+	"SELECT bool_and(convert_from(kafka_key, 'UTF8') = ind::text AND kafka_headers IS NULL) FROM pinpipe.geo_raw");
 pp_check($node, 'unknown keys kept in extra',
 	q{SELECT extra = '{"new_key": {"a": [1, 2.5, "x\"y"]}, "n": 0.1, "flag": true}'::jsonb FROM pinpipe.pin_raw WHERE "index" = 999999});
 pp_check($node, 'extra is NULL when there are no unknown keys',

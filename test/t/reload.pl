@@ -21,8 +21,8 @@ pp_wait_for($node, "SELECT bool_and(state = 'idle: pinpipe.brokers is empty') FR
 my $pid = pp_worker_pid($node);
 
 my $a = PinPipe::Test::Broker->new(partitions => 1, prefix => 'r');
-# broker B mirrors A's topics (the same messages at the same offsets), as a
-# cluster that replaced A would; it also has topics r2.* with 2 partitions
+# broker B, another cluster, has A's topics with the same messages (as a
+# mirror that replaced A would); it also has topics r2.* with 2 partitions
 my $b = PinPipe::Test::Broker->new(partitions => 1, prefix => 'r',
 	args => [ '--topic', 'r2.pin:2', '--topic', 'r2.geo:2', '--topic', 'r2.user:2' ]);
 pp_kcat_produce($a->bootstrap, 'r.pin', key_tab => 1, text => pins(1, 50));
@@ -34,14 +34,18 @@ pp_check($node, 'consuming from broker A after a reload', 'SELECT count(*) = 50 
 
 pp_set($node, 'pinpipe.brokers' => $b->bootstrap);
 pp_kcat_produce($b->bootstrap, 'r.pin', key_tab => 1, text => pins(51, 80));
-pp_wait_for($node, 'SELECT count(*) = 80 FROM pinpipe.pin_raw', 30);
-pp_check($node, 'switched to broker B by reload; resumed at the stored offset',
-	'SELECT count(*) = 80 AND max(kafka_offset) = 79 FROM pinpipe.pin_raw');
+# another cluster id: a new source of r.pin, read from B's earliest offset (its
+# offsets need not mean what A's did), A's rows kept
+pp_wait_for($node, 'SELECT count(*) = 130 FROM pinpipe.pin_raw', 30);
+pp_check($node, 'switched to broker B by reload: a new source (cluster changed), read from its start',
+	"SELECT count(*) = 130 AND count(*) FILTER (WHERE s.reason = 'cluster changed') = 80
+	        AND max(kafka_offset) FILTER (WHERE s.reason = 'cluster changed') = 79
+	   FROM pinpipe.pin_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source");
 pp_check($node, 'no dead letters', 'SELECT count(*) = 0 FROM pinpipe.dead_letters');
 
 pp_kcat_produce($b->bootstrap, 'r2.pin', key_tab => 1, text => pins(81, 100), args => [ '-p', '1' ]);
 pp_set($node, 'pinpipe.topic_prefix' => 'r2');
-pp_wait_for($node, 'SELECT count(*) = 100 FROM pinpipe.pin_raw', 30);
+pp_wait_for($node, 'SELECT count(*) = 150 FROM pinpipe.pin_raw', 30);
 pp_check($node, 'switched to topics r2.* by reload',
 	'SELECT count(*) = 20 FROM pinpipe.pin_raw WHERE kafka_partition = 1');
 pp_check($node, 'offsets stored per topic',

@@ -109,18 +109,20 @@ pp_check_complete($node, $prefix, $total);
 is(pp_worker_pid($node), $worker_pid, 'the same worker ran through the update');
 pp_check($node, 'no worker error', 'SELECT bool_and(last_error IS NULL) FROM pinpipe.status');
 
-# The state from before the update is intact.
+# The state from before the update is intact (the columns 0.1 had), and its
+# rows belong to the source the update made for their topic.
 for my $t (qw(pin geo user))
 {
+	my $cols = $node->safe_psql('postgres',
+		"SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+		  WHERE attrelid = 'public.kept_$t'::regclass AND attnum > 0 AND NOT attisdropped");
+	my $rows = "SELECT r.* FROM pinpipe.${t}_raw r JOIN public.kept_offsets o
+	                ON o.topic = '$prefix.$t' AND o.kafka_partition = r.kafka_partition
+	               AND r.kafka_offset < o.next_offset
+	              JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.$t'";
 	pp_check($node, "$t raw rows from before the update unchanged",
-		"SELECT NOT EXISTS (SELECT * FROM public.kept_$t EXCEPT ALL
-		                    SELECT r.* FROM pinpipe.${t}_raw r JOIN public.kept_offsets o
-		                        ON o.topic = '$prefix.$t' AND o.kafka_partition = r.kafka_partition
-		                       AND r.kafka_offset < o.next_offset)
-		    AND NOT EXISTS (SELECT r.* FROM pinpipe.${t}_raw r JOIN public.kept_offsets o
-		                        ON o.topic = '$prefix.$t' AND o.kafka_partition = r.kafka_partition
-		                       AND r.kafka_offset < o.next_offset
-		                    EXCEPT ALL SELECT * FROM public.kept_$t)
+		"SELECT NOT EXISTS (SELECT * FROM public.kept_$t EXCEPT ALL SELECT $cols FROM ($rows) r)
+		    AND NOT EXISTS (SELECT $cols FROM ($rows) r EXCEPT ALL SELECT * FROM public.kept_$t)
 		    AND (SELECT count(*) FROM public.kept_$t) > 0");
 }
 pp_check($node, 'dead letters from before the update unchanged',
@@ -129,6 +131,9 @@ pp_check($node, 'dead letters from before the update unchanged',
 	                      FROM pinpipe.dead_letters WHERE replayed_at IS NULL)
 	    AND (SELECT count(*) FROM public.kept_dead) = 5");
 pp_check($node, 'dead letters: 5 before, 3 during, 2 after the update', 'SELECT count(*) = 10 FROM pinpipe.dead_letters');
+pp_check($node, 'one source per topic, made by the update, its cluster recorded by the worker',
+	"SELECT count(*) = 3 AND bool_and(reason = 'first use' AND cluster_id LIKE 'mockCluster%')
+	   FROM pinpipe.sources");
 pp_check($node, 'offsets of every partition kept and moved on',
 	"SELECT bool_and(n.next_offset > k.next_offset) AND count(*) = 9
 	   FROM public.kept_offsets k JOIN pinpipe.offsets n USING (topic, kafka_partition)");

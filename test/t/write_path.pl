@@ -73,7 +73,7 @@ sub check
 		"SELECT count(*) = 1 FROM pinpipe.dead_letters WHERE topic = 'wp.pin'
 		    AND convert_from(payload, 'UTF8')::json->>'index' = '"
 		  . ($first + 10) . q{'
-		    AND error LIKE '%violates check constraint "no_banned_title"%'});
+		    AND error_detail LIKE '%violates check constraint "no_banned_title"%'});
 	# (the two pins sharing a unique_id may sit on different partitions: either can come first)
 	pp_check(
 		$node,
@@ -82,7 +82,7 @@ sub check
 		    AND convert_from(payload, 'UTF8')::json->>'index' IN ('"
 		  . ($first + 19) . "', '"
 		  . ($first + 20) . q{')
-		    AND error LIKE '%duplicate key value violates unique constraint "pin_raw_unique_id"%'});
+		    AND error_detail LIKE '%duplicate key value violates unique constraint "pin_raw_unique_id"%'});
 	pp_check($node, "$round: geo and user rows all land",
 		"SELECT (SELECT count(*) FROM pinpipe.geo_raw WHERE ind BETWEEN $first AND $last) = 100
 		    AND (SELECT count(*) FROM pinpipe.user_raw WHERE ind BETWEEN $first AND $last) = 100");

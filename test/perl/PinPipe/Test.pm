@@ -173,16 +173,16 @@ sub pp_kcat_produce
 	return;
 }
 
-# The exactly-once check: every message of the topics PREFIX.* (TOTAL in all)
-# is stored exactly once as a raw row or a dead letter (not replayed: a
-# replayed one is a raw row; 0.1 has no replayed_at), none is missing, and the
-# stored next offsets account for every message.
+# The exactly-once check: every message of the topics PREFIX.* (TOTAL in all,
+# over all their sources) is stored exactly once as a raw row or a dead
+# letter (not replayed: a replayed one is a raw row), none is missing, and the
+# stored next offsets account for every message. Each (topic, source,
+# partition) must hold offsets 0 to its stored next offset - 1, each once (a
+# source is one incarnation of a topic: a recreated topic, or another
+# cluster, starts at offset 0 again).
 sub pp_check_complete
 {
 	my ($node, $prefix, $total, $secs) = @_;
-	my $not_replayed = $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_attribute WHERE attrelid = 'pinpipe.dead_letters'::regclass
-		    AND attname = 'replayed_at' AND NOT attisdropped") ? 'AND replayed_at IS NULL' : '';
 	pp_wait_for($node,
 		"SELECT coalesce(sum(next_offset), 0) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'",
 		$secs // 180);
@@ -190,18 +190,22 @@ sub pp_check_complete
 		"SELECT sum(next_offset) = $total FROM pinpipe.offsets WHERE topic LIKE '$prefix.%'");
 	pp_check(
 		$node,
-		"every (partition, offset) is in raw or dead_letters exactly once, none missing",
+		"every (source, partition, offset) is in raw or dead_letters exactly once, none missing",
 		"WITH stored AS (
-		     SELECT '$prefix.pin' AS topic, kafka_partition, kafka_offset FROM pinpipe.pin_raw
-		     UNION ALL SELECT '$prefix.geo', kafka_partition, kafka_offset FROM pinpipe.geo_raw
-		     UNION ALL SELECT '$prefix.user', kafka_partition, kafka_offset FROM pinpipe.user_raw
-		     UNION ALL SELECT topic, kafka_partition, kafka_offset FROM pinpipe.dead_letters
-		               WHERE topic LIKE '$prefix.%' $not_replayed),
-		  per AS (SELECT topic, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
-		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2)
+		     SELECT s.topic, s.id AS source, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.pin_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.pin'
+		     UNION ALL SELECT s.topic, s.id, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.geo_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.geo'
+		     UNION ALL SELECT s.topic, s.id, r.kafka_partition, r.kafka_offset
+		       FROM pinpipe.user_raw r JOIN pinpipe.sources s ON s.id = r.kafka_source AND s.topic = '$prefix.user'
+		     UNION ALL SELECT topic, source, kafka_partition, kafka_offset FROM pinpipe.dead_letters
+		               WHERE topic LIKE '$prefix.%' AND replayed_at IS NULL),
+		  per AS (SELECT topic, source, kafka_partition, count(*) n, count(DISTINCT kafka_offset) d,
+		                 min(kafka_offset) lo, max(kafka_offset) hi FROM stored GROUP BY 1, 2, 3)
 		 SELECT bool_and(n = d AND n = o.next_offset AND lo = 0 AND hi = o.next_offset - 1)
 		        AND sum(n) = $total
-		   FROM per JOIN pinpipe.offsets o USING (topic, kafka_partition)");
+		        AND (SELECT count(*) FROM per) = count(*)
+		   FROM per JOIN pinpipe.offsets o USING (topic, source, kafka_partition)");
 	return;
 }
 
