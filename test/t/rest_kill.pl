@@ -95,10 +95,11 @@ is( $node->safe_psql(
 		'postgres', "
 CREATE TEMP TABLE answered (p int, o bigint);
 INSERT INTO answered VALUES $answers;
-SELECT count(*) FROM answered a
- WHERE (SELECT count(*) FROM pinpipe.user_raw r WHERE r.kafka_partition = a.p AND r.kafka_offset = a.o)
-     + (SELECT count(*) FROM pinpipe.dead_letters d
-         WHERE d.topic = 'kl.user' AND d.kafka_partition = a.p AND d.kafka_offset = a.o) <> 1"),
+ANALYZE answered;
+WITH stored AS (SELECT kafka_partition AS p, kafka_offset AS o FROM pinpipe.user_raw
+                UNION ALL SELECT kafka_partition, kafka_offset FROM pinpipe.dead_letters WHERE topic = 'kl.user'),
+     copies AS (SELECT p, o, count(*) AS n FROM stored GROUP BY p, o)
+SELECT count(*) FROM answered a LEFT JOIN copies c USING (p, o) WHERE coalesce(c.n, 0) <> 1"),
 	'0',
 	scalar(keys %answered_at) . ' answered records: each stored exactly once at its partition and offset');
 
