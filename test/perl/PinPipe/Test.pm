@@ -51,7 +51,7 @@ sub pp_sanitizing { return $ENV{PP_SANITIZE} ? 1 : 0; }
 sub pp_node
 {
 	my ($name, %opt) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
+	my $node = PinPipe::Test::Node->new($name);
 	$node->init;
 	my $conf = <<"CONF";
 shared_preload_libraries = 'pinpipe,pg_cron'
@@ -207,6 +207,23 @@ sub pp_check_complete
 		        AND (SELECT count(*) FROM per) = count(*)
 		   FROM per JOIN pinpipe.offsets o USING (topic, source, kafka_partition)");
 	return;
+}
+
+# A node whose restart is a stop and a start: "pg_ctl restart" starts the
+# postmaster from postmaster.opts, with the path of the real binary, which
+# under test/run.sh --sanitize bypasses the tree's postgres wrapper (the one
+# that preloads the sanitizer runtimes).
+package PinPipe::Test::Node;
+
+use strict;
+use warnings;
+use parent -norequire, 'PostgreSQL::Test::Cluster';
+
+sub restart
+{
+	my ($self, %params) = @_;
+	$self->stop('fast');
+	return $self->start(%params);
 }
 
 package PinPipe::Test::Broker;
