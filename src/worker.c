@@ -627,7 +627,7 @@ verify_cluster(void)
 
 /* The partition's range of offsets, read from the broker. */
 static void
-query_range(TopicState *t, int32 partition, int64 *lo, int64 *hi)
+query_range(const TopicState *t, int32 partition, int64 *lo, int64 *hi)
 {
 	rd_kafka_resp_err_t err;
 
@@ -1043,12 +1043,7 @@ rewind_target(const TopicState *t, const PartState *ps, const PPRewind *r, int64
 	int64 target = r->to_offset;
 	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_query_watermark_offsets(rk, t->name, ps->partition, &lo, &hi,
-										   WATERMARK_TIMEOUT_MS);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not read the offsets of %s partition %d: %s", t->name,
-							   ps->partition, rd_kafka_err2str(err))));
+	query_range(t, ps->partition, &lo, &hi);
 	if (r->by_time)
 	{
 		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
@@ -1328,14 +1323,8 @@ static bool
 find_offset_gap(TopicState *t, PartState *ps, PPOffsetGap *gap, int64 *high)
 {
 	int64 lo, hi;
-	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_query_watermark_offsets(rk, t->name, ps->partition, &lo, &hi,
-										   WATERMARK_TIMEOUT_MS);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not read the offsets of %s partition %d: %s", t->name,
-							   ps->partition, rd_kafka_err2str(err))));
+	query_range(t, ps->partition, &lo, &hi);
 	if (ps->next_offset >= lo && ps->next_offset <= hi)
 		return false;
 	gap->topic = t->name;
