@@ -44,7 +44,8 @@ SIZES=${*:-10000 100000 1000000 10000000}
 pp_install_deps
 pp_build
 PP_WORK=$(mktemp -d /tmp/pinpipe-bench.XXXXXX)
-trap 'pp_cluster_stop; rm -rf "$PP_WORK"' EXIT
+# (PP_PRIVATE_INSTALL=1: installed into a private server tree, removed too)
+trap 'pp_cluster_stop; rm -rf "$PP_WORK"; [ -n "${PP_PRIVATE_INSTALL:-}" ] && [ -n "${PP_PRIVATE_ROOT:-}" ] && rm -rf "$PP_PRIVATE_ROOT"' EXIT
 pp_cluster_start <<'CONF'
 shared_buffers = 2GB
 work_mem = 64MB
