@@ -128,9 +128,12 @@ COMMENT ON TABLE pinpipe.analytics_age_category_top IS
 -- included; level 8 is the histogram of the counts themselves. The children
 -- of prefix p at level l are the prefixes p * 256 to p * 256 + 255 of level
 -- l + 1, so the value at a rank is found by descending 8 levels reading at
--- most 256 rows at each, whatever the number of distinct counts. Upper
--- levels collapse to few rows; the table has at most 8 rows per pin and
--- grouping, in practice (counts below 2^40) about 3 plus a few.
+-- most 256 rows at each, whatever the number of distinct counts. Each
+-- distinct count of a group adds at most one row per level, and the upper
+-- levels collapse (counts below 2^40 share one row per group at levels 1
+-- to 3), so the table has at most 9 rows per distinct (group, count), and
+-- a batch of writes adds at most 27 row changes per distinct (age group,
+-- join year, count) it changes.
 CREATE TABLE pinpipe.analytics_followers_rank (
     level int NOT NULL,
     join_year int,
