@@ -12,8 +12,10 @@
 #               (the medians' order statistics), and post and join years
 #               spread over 2,000 years (the year-range filters, the
 #               medians per join year);
-#   categories  every pin's category different, in the sample's countries
-#               and age groups (the most popular category per group);
+#   categories  nine pins in ten of a category of their own, the tenth of
+#               the sample's category, in the sample's countries and age
+#               groups (a few popular categories among millions: the most
+#               popular category per group);
 #   countries   every geo row's country different, follower counts all
 #               different (the most followed country, the tops per country).
 #
@@ -101,7 +103,7 @@ BEGIN
         SELECT i, p.unique_id, p.title, p.description,
                CASE WHEN dist IN ('distinct', 'countries') THEN i * 1000003 ELSE p.follower_count END,
                p.poster_name, p.tag_list, p.is_image_or_video, p.image_src, p.save_location,
-               CASE WHEN dist = 'categories' THEN 'category ' || i ELSE p.category END
+               CASE WHEN dist = 'categories' AND i % 10 <> 0 THEN 'category ' || i ELSE p.category END
           FROM generate_series(cur + 1, hi) i
           JOIN bench_pin p ON p.k = (hashint8(i) & 2147483647) % np;
         INSERT INTO pinpipe.geo_clean
