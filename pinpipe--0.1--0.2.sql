@@ -151,6 +151,8 @@ COMMENT ON TABLE pinpipe.analytics_followers_rank IS
 
 -- the most followed country is the last entry of this index
 CREATE INDEX analytics_country_top_top_idx ON pinpipe.analytics_country_top (top);
+CREATE INDEX analytics_country_poster_order_idx
+    ON pinpipe.analytics_country_poster (country COLLATE "default", poster_name COLLATE "default");
 
 CREATE OR REPLACE FUNCTION pinpipe.analytics_delta_sql(kind text, op text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
@@ -634,12 +636,11 @@ CREATE OR REPLACE FUNCTION pinpipe.most_followed_by_country()
 RETURNS TABLE (country text, poster_name text, follower_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster',
-                                  'pinpipe.analytics_country_top');
-    -- the cache holds the pins at each country's top follower count
+    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster');
+    -- the cache holds only the pins at each country's top follower count,
+    -- read in the answer's order (analytics_country_poster_order_idx)
     SELECT a.country, a.poster_name, a.follower_count
       FROM pinpipe.analytics_country_poster a
-      JOIN pinpipe.analytics_country_top t ON t.country = a.country AND t.top = a.follower_count
      WHERE a.n > 0
      ORDER BY a.country COLLATE "default", a.poster_name COLLATE "default";
 END;
