@@ -28,7 +28,7 @@ DATA_built = pinpipe--$(EXTVERSION).sql
 DATA = pinpipe--0.1.sql $(wildcard pinpipe--*--*.sql)
 PGFILEDESC = "pinpipe - Kafka topics to cleaned tables"
 
-REGRESS = clean_functions records reclean control analytics analytics_cache
+REGRESS = clean_functions records reclean control analytics analytics_cache analytics_dist
 REGRESS_OPTS = --inputdir=. --load-extension=pinpipe
 # `make check` starts its own server (as pg_cron's installcheck does), with the
 # settings of test/regress.conf; `make installcheck` runs against a running one.

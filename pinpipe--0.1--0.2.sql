@@ -111,6 +111,451 @@ COMMENT ON TABLE pinpipe.ingest_history IS
 -- The dashboard lists the latest dead letters.
 CREATE INDEX dead_letters_received_at_idx ON pinpipe.dead_letters (received_at);
 
+-- Analytics at any distribution (src/sql/analytics.sql, analytics_check.sql):
+-- the most popular categories kept per country and age group, the most
+-- followed country found by an index, the medians descending radix trees
+-- (analytics_followers_rank, which replaces the histogram
+-- analytics_followers), the countries whose tops may be gone looked up
+-- from the statement's changes only. The new caches are filled at the end
+-- of this script (analytics_rebuild()).
+DROP TABLE pinpipe.analytics_followers;
+
+CREATE TABLE pinpipe.analytics_country_category_top (
+    country text COLLATE "C" NOT NULL,
+    category text COLLATE "C" NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (country, category)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE pinpipe.analytics_country_category_top IS
+'analytics cache: the categories with the most pins of each geo country (analytics_country_category at the country''s top count, ties kept); maintained by triggers on the clean tables';
+
+CREATE TABLE pinpipe.analytics_age_category_top (
+    age_group text COLLATE "C" NOT NULL,
+    category text COLLATE "C" NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (age_group, category)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE pinpipe.analytics_age_category_top IS
+'analytics cache: the categories with the most pins of each age group (analytics_age_category at the group''s top count, ties kept); maintained by triggers on the clean tables';
+
+CREATE TABLE pinpipe.analytics_followers_rank (
+    level int NOT NULL,
+    join_year int,
+    age_group text COLLATE "C",
+    prefix bigint NOT NULL,
+    n bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (level, join_year, age_group, prefix)
+) WITH (fillfactor = 70);
+COMMENT ON TABLE pinpipe.analytics_followers_rank IS
+'analytics cache: the follower counts of the pins joined to user_clean as a radix tree (levels 0 to 8, 8 bits each) per age group, per join year and per both (the medians); maintained by triggers on the clean tables';
+
+-- the most followed country is the last entry of this index
+CREATE INDEX analytics_country_top_top_idx ON pinpipe.analytics_country_top (top);
+CREATE INDEX analytics_country_poster_order_idx
+    ON pinpipe.analytics_country_poster (country COLLATE "default", poster_name COLLATE "default");
+
+CREATE OR REPLACE FUNCTION pinpipe.analytics_delta_sql(kind text, op text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cols text := pinpipe.analytics_delta_columns(kind);
+    d text;
+    -- no ORDER BY: under the advisory lock one transaction at a time writes
+    -- the caches, so their row locks cannot deadlock
+    upsert text := 'INSERT INTO pinpipe.%1$s AS t (%2$s, n) SELECT %2$s, sum(s) FROM %3$s WHERE %4$s '
+                   'GROUP BY %2$s HAVING sum(s) <> 0 '
+                   'ON CONFLICT (%2$s) DO UPDATE SET n = t.n + excluded.n';
+    -- The pairs with the other clean tables are looked up per changed row
+    -- (LATERAL ... OFFSET 0 keeps it a nested loop over the primary key):
+    -- a hash join would read the whole other table on every statement,
+    -- which made each batch cost in proportion to the tables' size.
+    -- the most followed (see analytics_country_top): g3 the net change per
+    -- (country, follower_count, poster); a country whose changes include a
+    -- count above its top (or that has no top: it had no pins) gets a new
+    -- top and only the rows at it; the others add their changes at their
+    -- top and ignore those below it. Countries whose pins at the top lost
+    -- some (gone3) are checked afterwards (analytics_recompute_tops).
+    top text := $t$g3 AS MATERIALIZED (
+        SELECT country, follower_count, poster_name, sum(s) AS s FROM g
+         WHERE country IS NOT NULL AND follower_count IS NOT NULL
+         GROUP BY 1, 2, 3 HAVING sum(s) <> 0),
+    t3 AS MATERIALIZED (
+        SELECT c.country, t.top FROM (SELECT DISTINCT country FROM g3) c
+          LEFT JOIN pinpipe.analytics_country_top t ON t.country = c.country),
+    up3 AS MATERIALIZED (
+        SELECT g3.country, max(g3.follower_count) AS top FROM g3 JOIN t3 ON t3.country = g3.country
+         WHERE g3.s > 0 AND (t3.top IS NULL OR g3.follower_count > t3.top) GROUP BY 1),
+    a3_top AS (
+        INSERT INTO pinpipe.analytics_country_top AS t (country, top) SELECT country, top FROM up3
+        ON CONFLICT (country) DO UPDATE SET top = excluded.top),
+    a3_old AS (
+        DELETE FROM pinpipe.analytics_country_poster c USING up3 WHERE c.country = up3.country),
+    a3_new AS (
+        INSERT INTO pinpipe.analytics_country_poster (country, follower_count, poster_name, n)
+        SELECT g3.country, g3.follower_count, g3.poster_name, g3.s
+          FROM g3 JOIN up3 ON up3.country = g3.country AND up3.top = g3.follower_count),
+    a3_at_top AS (
+        INSERT INTO pinpipe.analytics_country_poster AS c (country, follower_count, poster_name, n)
+        SELECT g3.country, g3.follower_count, g3.poster_name, g3.s
+          FROM g3 JOIN t3 ON t3.country = g3.country AND t3.top = g3.follower_count
+         WHERE NOT EXISTS (SELECT FROM up3 WHERE up3.country = g3.country)
+        ON CONFLICT (country, follower_count, poster_name) DO UPDATE SET n = c.n + excluded.n),
+    gone3 AS (
+        SELECT DISTINCT g3.country FROM g3 JOIN t3 ON t3.country = g3.country AND t3.top = g3.follower_count
+         WHERE g3.s < 0 AND NOT EXISTS (SELECT FROM up3 WHERE up3.country = g3.country))$t$;
+    -- The most popular categories (see analytics_country_category_top), from
+    -- the new counts the upsert %1$s returns, per group column %2$s, into
+    -- the top table %3$s: %1$s_t each changed group's top before the
+    -- statement; a group with a new count above it (%1$s_up) gets its new
+    -- top's rows; the others gain the rows that reached their top and lose
+    -- those that dropped below it (%1$s_off: checked afterwards).
+    cattop text := $t$%1$s_t AS MATERIALIZED (
+        SELECT c.%2$s, (SELECT b.n FROM pinpipe.%3$s b WHERE b.%2$s = c.%2$s LIMIT 1) AS top
+          FROM (SELECT DISTINCT %2$s FROM %1$s) c),
+    %1$s_up AS MATERIALIZED (
+        SELECT r.%2$s, max(r.n) AS top FROM %1$s r JOIN %1$s_t t ON t.%2$s = r.%2$s
+         WHERE r.n > 0 AND (t.top IS NULL OR r.n > t.top) GROUP BY 1),
+    %1$s_old AS (
+        DELETE FROM pinpipe.%3$s b USING %1$s_up u
+         WHERE b.%2$s = u.%2$s
+           AND NOT EXISTS (SELECT FROM %1$s r WHERE r.%2$s = b.%2$s AND r.category = b.category AND r.n = u.top)),
+    %1$s_new AS (
+        INSERT INTO pinpipe.%3$s AS b (%2$s, category, n)
+        SELECT r.%2$s, r.category, r.n FROM %1$s r JOIN %1$s_up u ON u.%2$s = r.%2$s AND u.top = r.n
+        ON CONFLICT (%2$s, category) DO UPDATE SET n = excluded.n),
+    %1$s_at AS (
+        INSERT INTO pinpipe.%3$s AS b (%2$s, category, n)
+        SELECT r.%2$s, r.category, r.n FROM %1$s r JOIN %1$s_t t ON t.%2$s = r.%2$s AND t.top = r.n
+         WHERE NOT EXISTS (SELECT FROM %1$s_up u WHERE u.%2$s = r.%2$s)
+        ON CONFLICT (%2$s, category) DO UPDATE SET n = excluded.n),
+    %1$s_off AS (
+        DELETE FROM pinpipe.%3$s b USING %1$s r JOIN %1$s_t t ON t.%2$s = r.%2$s
+         WHERE b.%2$s = r.%2$s AND b.category = r.category AND r.n <> t.top
+           AND NOT EXISTS (SELECT FROM %1$s_up u WHERE u.%2$s = r.%2$s)
+        RETURNING b.%2$s)$t$;
+    -- The medians' radix trees (see analytics_followers_rank): the net
+    -- change per (age group, join year, follower count), in each of its
+    -- groupings, at each level.
+    ranks text := $t$a5 AS (
+        INSERT INTO pinpipe.analytics_followers_rank AS t (level, join_year, age_group, prefix, n)
+        SELECT l.level, k.join_year, k.age_group,
+               CASE WHEN l.level = 0 THEN 0 ELSE h.follower_count >> (64 - 8 * l.level) END, sum(h.s)
+          FROM (SELECT age_group, join_year, follower_count, sum(s) AS s FROM u
+                 WHERE follower_count IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(s) <> 0) h
+         CROSS JOIN LATERAL (VALUES (h.age_group, NULL::int, h.age_group IS NOT NULL),
+                                    (NULL, h.join_year, h.join_year IS NOT NULL),
+                                    (h.age_group, h.join_year, h.age_group IS NOT NULL AND h.join_year IS NOT NULL))
+               k(age_group, join_year, kept)
+         CROSS JOIN generate_series(0, 8) l(level)
+         WHERE k.kept
+         GROUP BY 1, 2, 3, 4 HAVING sum(h.s) <> 0
+        ON CONFLICT (level, join_year, age_group, prefix) DO UPDATE SET n = t.n + excluded.n)$t$;
+    ret text := E'\nSELECT ' || CASE WHEN kind IN ('pin', 'geo') THEN 'ARRAY(SELECT country FROM gone3), ARRAY(SELECT DISTINCT country FROM a1_off)'
+                                     ELSE 'NULL::text[], NULL::text[]' END
+                || ', ' || CASE WHEN kind IN ('pin', 'user') THEN 'ARRAY(SELECT DISTINCT age_group FROM a4_off)'
+                                ELSE 'NULL::text[]' END;
+BEGIN
+    d := CASE op
+        WHEN 'INSERT' THEN format('SELECT %s, 1 AS s FROM new_rows', cols)
+        WHEN 'DELETE' THEN format('SELECT %s, -1 AS s FROM old_rows', cols)
+        WHEN 'UPDATE' THEN format('(SELECT *, 1 AS s FROM (SELECT %1$s FROM new_rows EXCEPT ALL SELECT %1$s FROM old_rows) a) '
+                                  'UNION ALL (SELECT *, -1 FROM (SELECT %1$s FROM old_rows EXCEPT ALL SELECT %1$s FROM new_rows) b)',
+                                  cols)
+    END;
+    IF kind = 'pin' THEN
+        RETURN 'WITH d AS MATERIALIZED (' || d || '),
+g AS MATERIALIZED (SELECT d.category, d.poster_name, d.follower_count, d.s, g.country, pinpipe.year_of(g."timestamp") AS post_year
+                     FROM d CROSS JOIN LATERAL (SELECT g.country, g."timestamp" FROM pinpipe.geo_clean g
+                                                 WHERE g.ind = d.ind OFFSET 0) g),
+u AS MATERIALIZED (SELECT d.category, d.follower_count, d.s, pinpipe.age_group(u.age) AS age_group, pinpipe.year_of(u.date_joined) AS join_year
+                     FROM d CROSS JOIN LATERAL (SELECT u.age, u.date_joined FROM pinpipe.user_clean u
+                                                 WHERE u.ind = d.ind OFFSET 0) u),
+a1 AS (' || format(upsert, 'analytics_country_category', 'country, category', 'g', 'country IS NOT NULL AND category IS NOT NULL') || ' RETURNING t.*),
+' || format(cattop, 'a1', 'country', 'analytics_country_category_top') || ',
+a2 AS (' || format(upsert, 'analytics_year_category', 'post_year, category', 'g', 'post_year IS NOT NULL AND category IS NOT NULL') || '),
+' || top || ',
+a4 AS (' || format(upsert, 'analytics_age_category', 'age_group, category', 'u', 'age_group IS NOT NULL AND category IS NOT NULL') || ' RETURNING t.*),
+' || format(cattop, 'a4', 'age_group', 'analytics_age_category_top') || ',
+' || ranks || ret;
+    ELSIF kind = 'geo' THEN
+        RETURN 'WITH d AS MATERIALIZED (' || d || '),
+g AS MATERIALIZED (SELECT p.category, p.poster_name, p.follower_count, d.s, d.country, d.post_year
+                     FROM d CROSS JOIN LATERAL (SELECT p.category, p.poster_name, p.follower_count
+                                                  FROM pinpipe.pin_clean p WHERE p.ind = d.ind OFFSET 0) p),
+a1 AS (' || format(upsert, 'analytics_country_category', 'country, category', 'g', 'country IS NOT NULL AND category IS NOT NULL') || ' RETURNING t.*),
+' || format(cattop, 'a1', 'country', 'analytics_country_category_top') || ',
+a2 AS (' || format(upsert, 'analytics_year_category', 'post_year, category', 'g', 'post_year IS NOT NULL AND category IS NOT NULL') || '),
+' || top || ret;
+    ELSE
+        RETURN 'WITH d AS MATERIALIZED (' || d || '),
+u AS MATERIALIZED (SELECT p.category, p.follower_count, d.s, d.age_group, d.join_year
+                     FROM d CROSS JOIN LATERAL (SELECT p.category, p.follower_count
+                                                  FROM pinpipe.pin_clean p WHERE p.ind = d.ind OFFSET 0) p),
+a4 AS (' || format(upsert, 'analytics_age_category', 'age_group, category', 'u', 'age_group IS NOT NULL AND category IS NOT NULL') || ' RETURNING t.*),
+' || format(cattop, 'a4', 'age_group', 'analytics_age_category_top') || ',
+' || ranks || ',
+a6 AS (' || format(upsert, 'analytics_join_year', 'join_year', 'd', 'join_year IS NOT NULL') || ')' || ret;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.analytics_delta_sql(text, text) IS
+'internal: the statement that adds the changes of one clean-table statement (kind pin, geo or user; op INSERT, UPDATE or DELETE) to the analytics caches';
+
+CREATE FUNCTION pinpipe.analytics_recompute_category_tops(countries text[], age_groups text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF cardinality(countries) > 0 THEN
+        WITH e AS (
+            SELECT DISTINCT x.country FROM unnest(countries) x(country)
+             WHERE NOT EXISTS (SELECT FROM pinpipe.analytics_country_category_top b WHERE b.country = x.country)),
+        m AS (
+            SELECT c.country, max(c.n) AS top FROM pinpipe.analytics_country_category c JOIN e ON e.country = c.country
+             WHERE c.n > 0 GROUP BY 1)
+        INSERT INTO pinpipe.analytics_country_category_top (country, category, n)
+        SELECT c.country, c.category, c.n
+          FROM pinpipe.analytics_country_category c JOIN m ON m.country = c.country AND m.top = c.n;
+    END IF;
+    IF cardinality(age_groups) > 0 THEN
+        WITH e AS (
+            SELECT DISTINCT x.age_group FROM unnest(age_groups) x(age_group)
+             WHERE NOT EXISTS (SELECT FROM pinpipe.analytics_age_category_top b WHERE b.age_group = x.age_group)),
+        m AS (
+            SELECT c.age_group, max(c.n) AS top FROM pinpipe.analytics_age_category c JOIN e ON e.age_group = c.age_group
+             WHERE c.n > 0 GROUP BY 1)
+        INSERT INTO pinpipe.analytics_age_category_top (age_group, category, n)
+        SELECT c.age_group, c.category, c.n
+          FROM pinpipe.analytics_age_category c JOIN m ON m.age_group = c.age_group AND m.top = c.n;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.analytics_recompute_category_tops(text[], text[]) IS
+'internal: recompute analytics_country_category_top and analytics_age_category_top of the given countries and age groups that have no row there, from analytics_country_category and analytics_age_category';
+
+CREATE OR REPLACE FUNCTION pinpipe.analytics_maintain() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pending text := pg_catalog.regexp_replace(pg_catalog.current_setting('pinpipe_analytics.pending', true),
+                                              ',' || TG_TABLE_NAME || '(?=,|$)', '');
+    -- the statement's last AFTER trigger on this table (an INSERT ... ON
+    -- CONFLICT DO UPDATE fires two, a MERGE up to three)
+    last bool := pg_catalog.strpos(pending || ',', ',' || TG_TABLE_NAME || ',') = 0;
+    changed bool;
+    emptied bool;
+    gone text[];
+    country_cats text[];
+    age_cats text[];
+BEGIN
+    -- this statement is done (see analytics_before)
+    PERFORM pg_catalog.set_config('pinpipe_analytics.pending', pending, true);
+    <<work>>
+    BEGIN
+        -- most worker statements fire an INSERT or an UPDATE trigger with no rows
+        IF TG_OP = 'DELETE' THEN
+            PERFORM FROM old_rows LIMIT 1;
+        ELSE
+            PERFORM FROM new_rows LIMIT 1;
+        END IF;
+        IF NOT FOUND THEN
+            EXIT work;
+        END IF;
+        IF TG_OP = 'DELETE' THEN
+            -- a mass delete (reclean() deletes every row): when the table is
+            -- now empty, the caches built from it are empty too, which is
+            -- cheaper to write than the delta
+            SELECT count(*) >= 10000 INTO emptied FROM old_rows;
+            IF emptied THEN
+                EXECUTE format('SELECT NOT EXISTS (SELECT FROM pinpipe.%I)', TG_TABLE_NAME) INTO emptied;
+            END IF;
+            IF emptied THEN
+                IF TG_ARGV[0] IN ('pin', 'geo') THEN
+                    DELETE FROM pinpipe.analytics_country_category;
+                    DELETE FROM pinpipe.analytics_country_category_top;
+                    DELETE FROM pinpipe.analytics_year_category;
+                    DELETE FROM pinpipe.analytics_country_top;
+                    DELETE FROM pinpipe.analytics_country_poster;
+                END IF;
+                IF TG_ARGV[0] IN ('pin', 'user') THEN
+                    DELETE FROM pinpipe.analytics_age_category;
+                    DELETE FROM pinpipe.analytics_age_category_top;
+                    DELETE FROM pinpipe.analytics_followers_rank;
+                END IF;
+                IF TG_ARGV[0] = 'user' THEN
+                    DELETE FROM pinpipe.analytics_join_year;
+                END IF;
+                EXIT work;
+            END IF;
+        END IF;
+        IF TG_OP = 'UPDATE' THEN
+            -- re-sent rows (the emulation's duplicates) change nothing the caches use
+            EXECUTE format('SELECT EXISTS (SELECT %1$s FROM new_rows EXCEPT ALL SELECT %1$s FROM old_rows)',
+                           pinpipe.analytics_delta_columns(TG_ARGV[0]))
+                INTO changed;
+            IF NOT changed THEN
+                EXIT work;
+            END IF;
+        END IF;
+        -- EXECUTE plans it each time, for this statement's row count
+        EXECUTE pinpipe.analytics_delta_sql(TG_ARGV[0], TG_OP) INTO gone, country_cats, age_cats;
+        -- (from the counts, which this statement's later triggers, if any,
+        -- change by their own deltas)
+        PERFORM pinpipe.analytics_recompute_category_tops(country_cats, age_cats);
+        -- the countries to check once the statement's last trigger ran
+        IF cardinality(gone) > 0 THEN
+            PERFORM pg_catalog.set_config('pinpipe_analytics.tops',
+                                          (coalesce(NULLIF(pg_catalog.current_setting('pinpipe_analytics.tops', true), ''),
+                                                    '{}')::text[] || gone)::text, true);
+        END IF;
+    END;
+    -- Countries left with no pin at their top follower count are recomputed
+    -- from the clean tables, once the statement's every change is counted:
+    -- the clean tables already show them all. Only the countries that lost
+    -- pins at their top are looked at.
+    IF last AND TG_ARGV[0] IN ('pin', 'geo') THEN
+        gone := coalesce(NULLIF(pg_catalog.current_setting('pinpipe_analytics.tops', true), ''), '{}')::text[];
+        IF cardinality(gone) > 0 THEN
+            PERFORM pg_catalog.set_config('pinpipe_analytics.tops', '', true);
+            PERFORM pinpipe.analytics_recompute_tops(ARRAY(
+                SELECT t.country FROM pinpipe.analytics_country_top t
+                 WHERE t.country = ANY (gone)
+                   AND NOT EXISTS (SELECT FROM pinpipe.analytics_country_poster c
+                                    WHERE c.country = t.country AND c.follower_count = t.top AND c.n > 0)));
+        END IF;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.analytics_maintain() IS
+'trigger: add the changes of a statement on pin_clean, geo_clean or user_clean to the analytics caches';
+
+CREATE OR REPLACE FUNCTION pinpipe.analytics_median(by_age bool, by_year bool, from_year int, to_year int, method text)
+RETURNS TABLE (age_group text, join_year int, median_follower_count float8)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF method IS NULL OR method NOT IN ('exact', 'lower') THEN
+        RAISE EXCEPTION 'invalid median method %', coalesce('"' || method || '"', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The median methods are ''exact'' (percentile_cont(0.5), the mean of the two middle values) and ''lower'' (percentile_disc(0.5), the lower middle value).',
+                  HINT = 'Use method => ''exact'', the default, or method => ''lower'' to match Spark''s percentile_approx.';
+    END IF;
+    IF NOT (by_age OR by_year) THEN
+        RAISE EXCEPTION 'a median must be grouped by age group, by join year or by both'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The follower counts are kept per age group, per join year and per both.',
+                  HINT = 'Call the median_followers_* functions.';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+    WITH RECURSIVE w AS (
+        SELECT f.age_group AS a, f.join_year AS y, f.n::float8 AS total,
+               floor(0.5::float8 * (f.n - 1)) AS lo_pos, ceil(0.5::float8 * (f.n - 1)) AS hi_pos
+          FROM pinpipe.analytics_followers_rank f
+         WHERE f.level = 0 AND f.n > 0 AND %1$s AND %3$s
+    ), r AS (
+        SELECT w.a, w.y, w.total, w.lo_pos, h.hi, 0 AS level, 0::bigint AS prefix,
+               CASE WHEN h.hi THEN w.hi_pos ELSE w.lo_pos END AS pos
+          FROM w CROSS JOIN (VALUES (false), (true)) h(hi)
+         WHERE NOT h.hi OR w.hi_pos > w.lo_pos
+        UNION ALL
+        SELECT r.a, r.y, r.total, r.lo_pos, r.hi, r.level + 1, c.prefix, r.pos - c.before
+          FROM r CROSS JOIN LATERAL (
+              SELECT x.prefix, x.cum - x.n AS before
+                FROM (SELECT f.prefix, f.n::float8 AS n, sum(f.n::float8) OVER (ORDER BY f.prefix) AS cum
+                        FROM pinpipe.analytics_followers_rank f
+                       WHERE f.level = r.level + 1 AND %2$s AND f.n > 0
+                         AND f.prefix BETWEEN CASE WHEN r.level = 0 THEN -128 ELSE r.prefix * 256 END
+                                          AND CASE WHEN r.level = 0 THEN 127 ELSE r.prefix * 256 + 255 END) x
+               WHERE x.cum > r.pos
+               ORDER BY x.prefix LIMIT 1) c
+         WHERE r.level < 8
+    ), m AS (
+        SELECT r.a, r.y, min(r.total) AS total, min(r.lo_pos) AS lo_pos,
+               min(r.prefix) FILTER (WHERE NOT r.hi)::float8 AS lo, min(r.prefix) FILTER (WHERE r.hi)::float8 AS hi
+          FROM r WHERE r.level = 8 GROUP BY r.a, r.y
+    )
+    SELECT m.a, m.y, CASE WHEN $1 = 'lower' THEN m.lo
+                          ELSE m.lo + (coalesce(m.hi, m.lo) - m.lo) * (0.5::float8 * (m.total - 1) - m.lo_pos) END
+      FROM m
+     ORDER BY pinpipe.age_group_order(m.a), m.a COLLATE "default", m.y
+    $q$,
+        CASE WHEN by_age AND by_year THEN 'f.age_group IS NOT NULL AND f.join_year IS NOT NULL'
+             WHEN by_age THEN 'f.age_group IS NOT NULL AND f.join_year IS NULL'
+             ELSE 'f.age_group IS NULL AND f.join_year IS NOT NULL' END,
+        CASE WHEN by_year THEN 'f.join_year = r.y' ELSE 'f.join_year IS NULL' END
+        || ' AND ' || CASE WHEN by_age THEN 'f.age_group = r.a' ELSE 'f.age_group IS NULL' END,
+        CASE WHEN by_year THEN 'f.join_year BETWEEN coalesce($2, -2147483648) AND coalesce($3, 2147483647)'
+             ELSE 'true' END)
+    USING method, from_year, to_year;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.analytics_median(bool, bool, int, int, text) IS
+'internal: median follower count from the analytics_followers_rank radix trees, by age group and/or join year (see the median_followers_* functions)';
+
+CREATE OR REPLACE FUNCTION pinpipe.analytics_cache_definitions(OUT cache_table text, OUT cols text, OUT query text)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $defs$
+    SELECT * FROM (VALUES
+        ('analytics_country_category', 'country, category, n',
+         $q$SELECT g.country, p.category, count(*) FROM pinpipe.pin_clean p JOIN pinpipe.geo_clean g ON g.ind = p.ind
+             WHERE g.country IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2$q$),
+        ('analytics_year_category', 'post_year, category, n',
+         $q$SELECT pinpipe.year_of(g."timestamp"), p.category, count(*) FROM pinpipe.pin_clean p JOIN pinpipe.geo_clean g ON g.ind = p.ind
+             WHERE pinpipe.year_of(g."timestamp") IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2$q$),
+        ('analytics_country_category_top', 'country, category, n',
+         $q$SELECT country, category, n
+              FROM (SELECT g.country, p.category, count(*) AS n, rank() OVER (PARTITION BY g.country ORDER BY count(*) DESC) AS r
+                      FROM pinpipe.pin_clean p JOIN pinpipe.geo_clean g ON g.ind = p.ind
+                     WHERE g.country IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2) c
+             WHERE r = 1$q$),
+        ('analytics_country_top', 'country, top',
+         $q$SELECT g.country, max(p.follower_count) FROM pinpipe.pin_clean p JOIN pinpipe.geo_clean g ON g.ind = p.ind
+             WHERE g.country IS NOT NULL AND p.follower_count IS NOT NULL GROUP BY 1$q$),
+        ('analytics_country_poster', 'country, follower_count, poster_name, n',
+         $q$SELECT g.country, p.follower_count, p.poster_name, count(*)
+              FROM pinpipe.pin_clean p JOIN pinpipe.geo_clean g ON g.ind = p.ind
+              JOIN (SELECT g2.country, max(p2.follower_count) AS top
+                      FROM pinpipe.pin_clean p2 JOIN pinpipe.geo_clean g2 ON g2.ind = p2.ind
+                     WHERE g2.country IS NOT NULL GROUP BY 1) t ON t.country = g.country AND t.top = p.follower_count
+             GROUP BY 1, 2, 3$q$),
+        ('analytics_age_category', 'age_group, category, n',
+         $q$SELECT pinpipe.age_group(u.age), p.category, count(*) FROM pinpipe.pin_clean p JOIN pinpipe.user_clean u ON u.ind = p.ind
+             WHERE pinpipe.age_group(u.age) IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2$q$),
+        ('analytics_age_category_top', 'age_group, category, n',
+         $q$SELECT age_group, category, n
+              FROM (SELECT pinpipe.age_group(u.age) AS age_group, p.category, count(*) AS n,
+                           rank() OVER (PARTITION BY pinpipe.age_group(u.age) ORDER BY count(*) DESC) AS r
+                      FROM pinpipe.pin_clean p JOIN pinpipe.user_clean u ON u.ind = p.ind
+                     WHERE pinpipe.age_group(u.age) IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2) c
+             WHERE r = 1$q$),
+        ('analytics_followers_rank', 'level, join_year, age_group, prefix, n',
+         $q$WITH h AS (SELECT pinpipe.age_group(u.age) AS a, pinpipe.year_of(u.date_joined) AS y, p.follower_count AS v,
+                             count(*) AS n
+                        FROM pinpipe.pin_clean p JOIN pinpipe.user_clean u ON u.ind = p.ind
+                       WHERE p.follower_count IS NOT NULL GROUP BY 1, 2, 3),
+                 k AS (SELECT a, NULL::int AS y, v, n FROM h WHERE a IS NOT NULL
+                       UNION ALL SELECT NULL, y, v, n FROM h WHERE y IS NOT NULL
+                       UNION ALL SELECT a, y, v, n FROM h WHERE a IS NOT NULL AND y IS NOT NULL)
+            SELECT l.level, k.y, k.a, CASE WHEN l.level = 0 THEN 0 ELSE k.v >> (64 - 8 * l.level) END, sum(k.n)::bigint
+              FROM k CROSS JOIN generate_series(0, 8) l(level)
+             GROUP BY 1, 2, 3, 4$q$),
+        ('analytics_join_year', 'join_year, n',
+         $q$SELECT pinpipe.year_of(u.date_joined), count(*) FROM pinpipe.user_clean u
+             WHERE pinpipe.year_of(u.date_joined) IS NOT NULL GROUP BY 1$q$)
+        ) v(cache_table, cols, query)
+$defs$;
+COMMENT ON FUNCTION pinpipe.analytics_cache_definitions() IS
+'each analytics cache table with its columns and the query over the clean tables that gives its rows';
+
+REVOKE ALL ON FUNCTION pinpipe.analytics_recompute_category_tops(text[], text[]) FROM PUBLIC;
+GRANT SELECT ON pinpipe.analytics_country_category_top, pinpipe.analytics_age_category_top,
+    pinpipe.analytics_followers_rank TO pinpipe_admin;
+
 -- src/sql/reader.sql: the reader role, its grants, and the analytics
 -- functions that name it in their permission errors
 
@@ -134,8 +579,9 @@ $$;
 
 GRANT SELECT ON pinpipe.pin_clean, pinpipe.geo_clean, pinpipe.user_clean,
     pinpipe.analytics_country_category, pinpipe.analytics_year_category, pinpipe.analytics_country_top,
-    pinpipe.analytics_country_poster, pinpipe.analytics_age_category, pinpipe.analytics_followers,
-    pinpipe.analytics_join_year, pinpipe.analytics_refreshes,
+    pinpipe.analytics_country_poster, pinpipe.analytics_age_category, pinpipe.analytics_join_year,
+    pinpipe.analytics_refreshes, pinpipe.analytics_country_category_top, pinpipe.analytics_age_category_top,
+    pinpipe.analytics_followers_rank,
     pinpipe.status, pinpipe.partition_lag, pinpipe.dead_letters, pinpipe.offset_gaps,
     pinpipe.ingest_history TO pinpipe_reader;
 GRANT SELECT ON pinpipe.ingest_history TO pinpipe_admin, pg_monitor;
@@ -166,12 +612,9 @@ CREATE OR REPLACE FUNCTION pinpipe.popular_category_by_country()
 RETURNS TABLE (country text, category text, category_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.popular_category_by_country', 'pinpipe.analytics_country_category');
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_country', 'pinpipe.analytics_country_category_top');
     SELECT c.country, c.category, c.n
-      FROM (SELECT a.country, a.category, a.n, rank() OVER (PARTITION BY a.country ORDER BY a.n DESC) AS r
-              FROM pinpipe.analytics_country_category a
-             WHERE a.n > 0) c
-     WHERE c.r = 1
+      FROM pinpipe.analytics_country_category_top c
      ORDER BY c.country COLLATE "default", c.category COLLATE "default";
 END;
 
@@ -183,8 +626,9 @@ BEGIN ATOMIC
     SELECT a.post_year, a.category, a.n
       FROM pinpipe.analytics_year_category a
      WHERE a.n > 0
-       AND (category_count_by_year.from_year IS NULL OR a.post_year >= category_count_by_year.from_year)
-       AND (category_count_by_year.to_year IS NULL OR a.post_year <= category_count_by_year.to_year)
+       -- (one range, which the primary key's index answers)
+       AND a.post_year BETWEEN coalesce(category_count_by_year.from_year, -2147483648)
+                           AND coalesce(category_count_by_year.to_year, 2147483647)
      ORDER BY a.post_year, a.category COLLATE "default";
 END;
 
@@ -192,12 +636,11 @@ CREATE OR REPLACE FUNCTION pinpipe.most_followed_by_country()
 RETURNS TABLE (country text, poster_name text, follower_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster',
-                                  'pinpipe.analytics_country_top');
-    -- the cache holds the pins at each country's top follower count
+    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster');
+    -- the cache holds only the pins at each country's top follower count,
+    -- read in the answer's order (analytics_country_poster_order_idx)
     SELECT a.country, a.poster_name, a.follower_count
       FROM pinpipe.analytics_country_poster a
-      JOIN pinpipe.analytics_country_top t ON t.country = a.country AND t.top = a.follower_count
      WHERE a.n > 0
      ORDER BY a.country COLLATE "default", a.poster_name COLLATE "default";
 END;
@@ -217,12 +660,9 @@ CREATE OR REPLACE FUNCTION pinpipe.popular_category_by_age_group()
 RETURNS TABLE (age_group text, category text, category_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.popular_category_by_age_group', 'pinpipe.analytics_age_category');
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_age_group', 'pinpipe.analytics_age_category_top');
     SELECT c.age_group, c.category, c.n
-      FROM (SELECT a.age_group, a.category, a.n, rank() OVER (PARTITION BY a.age_group ORDER BY a.n DESC) AS r
-              FROM pinpipe.analytics_age_category a
-             WHERE a.n > 0) c
-     WHERE c.r = 1
+      FROM pinpipe.analytics_age_category_top c
      ORDER BY pinpipe.age_group_order(c.age_group), c.age_group COLLATE "default", c.category COLLATE "default";
 END;
 
@@ -230,7 +670,7 @@ CREATE OR REPLACE FUNCTION pinpipe.median_followers_by_age_group(method text DEF
 RETURNS TABLE (age_group text, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group', 'pinpipe.analytics_followers');
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group', 'pinpipe.analytics_followers_rank');
     SELECT m.age_group, m.median_follower_count
       FROM pinpipe.analytics_median(true, false, NULL, NULL, median_followers_by_age_group.method) m;
 END;
@@ -243,8 +683,8 @@ BEGIN ATOMIC
     SELECT a.join_year, a.n
       FROM pinpipe.analytics_join_year a
      WHERE a.n > 0
-       AND (users_joined_by_year.from_year IS NULL OR a.join_year >= users_joined_by_year.from_year)
-       AND (users_joined_by_year.to_year IS NULL OR a.join_year <= users_joined_by_year.to_year)
+       AND a.join_year BETWEEN coalesce(users_joined_by_year.from_year, -2147483648)
+                           AND coalesce(users_joined_by_year.to_year, 2147483647)
      ORDER BY a.join_year;
 END;
 
@@ -253,7 +693,7 @@ CREATE OR REPLACE FUNCTION pinpipe.median_followers_by_join_year(from_year int D
 RETURNS TABLE (post_year int, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.median_followers_by_join_year', 'pinpipe.analytics_followers');
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_join_year', 'pinpipe.analytics_followers_rank');
     SELECT m.join_year, m.median_follower_count
       FROM pinpipe.analytics_median(false, true, median_followers_by_join_year.from_year,
                                     median_followers_by_join_year.to_year, median_followers_by_join_year.method) m;
@@ -266,7 +706,7 @@ RETURNS TABLE (age_group text, post_year int, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group_and_join_year',
-                                  'pinpipe.analytics_followers');
+                                  'pinpipe.analytics_followers_rank');
     SELECT m.age_group, m.join_year, m.median_follower_count
       FROM pinpipe.analytics_median(true, true, median_followers_by_age_group_and_join_year.from_year,
                                     median_followers_by_age_group_and_join_year.to_year,
@@ -546,3 +986,6 @@ REVOKE ALL ON FUNCTION pinpipe.rewind(text, int, bigint), pinpipe.rewind(text, t
 GRANT EXECUTE ON FUNCTION pinpipe.rewind(text, int, bigint), pinpipe.rewind(text, timestamptz),
     pinpipe.replay_dead_letters(text, text), pinpipe.purge_dead_letters(interval) TO pinpipe_admin;
 GRANT SELECT ON pinpipe.rewind_requests TO pinpipe_admin;
+
+-- the analytics caches new in 0.2 filled (see "Analytics at any distribution")
+SELECT count(*) FROM pinpipe.analytics_rebuild();

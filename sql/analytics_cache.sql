@@ -147,7 +147,7 @@ SELECT * FROM mismatches;
 SELECT count(*) AS refreshes, sum(corrected_rows) > 0 AS corrected_once FROM pinpipe.analytics_refreshes;
 -- a group whose count fell to 0 is gone after a refresh
 SELECT (SELECT count(*) FROM pinpipe.analytics_country_category WHERE n <= 0)
-     + (SELECT count(*) FROM pinpipe.analytics_followers WHERE n <= 0) AS empty_groups;
+     + (SELECT count(*) FROM pinpipe.analytics_followers_rank WHERE n <= 0) AS empty_groups;
 
 -- Two writers at once: this session inserts pin 900001 and, before it
 -- commits, another session (dblink) inserts geo 900001. Each statement alone

@@ -1,7 +1,23 @@
 #!/usr/bin/env bash
 # test/bench_analytics.sh: how the analytics functions scale with the number
 # of pins. A benchmark, not a test: it prints figures.
-#   bash test/bench_analytics.sh [SIZES...]     (default 10000 100000 1000000 10000000)
+#   bash test/bench_analytics.sh [--dist NAME] [SIZES...]
+#                                        (default sample, 10000 100000 1000000 10000000)
+#
+# --dist picks the values of the synthetic rows, each chosen to find the
+# worst case of some cache:
+#   sample      the sample's rows as they are (few countries, categories,
+#               years and follower counts);
+#   distinct    every pin's follower count different and spread over 2^43
+#               (the medians' order statistics), and post and join years
+#               spread over 2,000 years (the year-range filters, the
+#               medians per join year);
+#   categories  nine pins in ten of a category of their own, the tenth of
+#               the sample's category, in the sample's countries and age
+#               groups (a few popular categories among millions: the most
+#               popular category per group);
+#   countries   every geo row's country different, follower counts all
+#               different (the most followed country, the tops per country).
 #
 # Grows synthetic clean tables (pins, geo and user rows with the same ind,
 # each a random sample row of data/*.jsonl under a new ind) to each size, by
@@ -16,12 +32,22 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PP_TOP"
+DIST=sample
+if [ "${1:-}" = --dist ]; then
+	DIST=$2
+	shift 2
+fi
+case $DIST in
+sample | distinct | categories | countries) ;;
+*) echo "unknown distribution $DIST (sample, distinct, categories or countries)" >&2; exit 2 ;;
+esac
 SIZES=${*:-10000 100000 1000000 10000000}
 
 pp_install_deps
 pp_build
 PP_WORK=$(mktemp -d /tmp/pinpipe-bench.XXXXXX)
-trap 'pp_cluster_stop; rm -rf "$PP_WORK"' EXIT
+# (PP_PRIVATE_INSTALL=1: installed into a private server tree, removed too)
+trap 'pp_cluster_stop; rm -rf "$PP_WORK"; [ -n "${PP_PRIVATE_INSTALL:-}" ] && [ -n "${PP_PRIVATE_ROOT:-}" ] && rm -rf "$PP_PRIVATE_ROOT"' EXIT
 pp_cluster_start <<'CONF'
 shared_buffers = 2GB
 work_mem = 64MB
@@ -57,9 +83,10 @@ CREATE UNIQUE INDEX ON bench_user (k);
 CREATE TABLE bench_results (pins bigint, function_call text, cached_ms float8, direct_ms float8);
 CREATE TABLE bench_loads (pins bigint, seconds float8);
 
--- Grow the clean tables to target pins (and as many geo and user rows),
--- chunk rows per statement, committing after each chunk.
-CREATE PROCEDURE bench_grow(target bigint, chunk int DEFAULT 500000)
+-- Grow the clean tables to target pins (and as many geo and user rows) of
+-- distribution dist (see the head of bench_analytics.sh), chunk rows per
+-- statement, committing after each chunk.
+CREATE PROCEDURE bench_grow(target bigint, dist text, chunk int DEFAULT 500000)
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -73,16 +100,24 @@ BEGIN
     WHILE cur < target LOOP
         hi := least(cur + chunk, target);
         INSERT INTO pinpipe.pin_clean
-        SELECT i, p.unique_id, p.title, p.description, p.follower_count, p.poster_name, p.tag_list,
-               p.is_image_or_video, p.image_src, p.save_location, p.category
+        SELECT i, p.unique_id, p.title, p.description,
+               CASE WHEN dist IN ('distinct', 'countries') THEN i * 1000003 ELSE p.follower_count END,
+               p.poster_name, p.tag_list, p.is_image_or_video, p.image_src, p.save_location,
+               CASE WHEN dist = 'categories' AND i % 10 <> 0 THEN 'category ' || i ELSE p.category END
           FROM generate_series(cur + 1, hi) i
           JOIN bench_pin p ON p.k = (hashint8(i) & 2147483647) % np;
         INSERT INTO pinpipe.geo_clean
-        SELECT i, g.country, g.coordinates, g."timestamp"
+        SELECT i, CASE WHEN dist = 'countries' THEN 'country ' || i ELSE g.country END, g.coordinates,
+               CASE WHEN dist = 'distinct'
+                    THEN g."timestamp" + make_interval(years => ((hashint8(i + 3000000000) & 2147483647) % 2000)::int - 1000)
+                    ELSE g."timestamp" END
           FROM generate_series(cur + 1, hi) i
           JOIN bench_geo g ON g.k = (hashint8(i + 1000000000) & 2147483647) % ng;
         INSERT INTO pinpipe.user_clean
-        SELECT i, u.user_name, u.age, u.date_joined
+        SELECT i, u.user_name, u.age,
+               CASE WHEN dist = 'distinct'
+                    THEN u.date_joined + make_interval(years => ((hashint8(i + 4000000000) & 2147483647) % 2000)::int - 1000)
+                    ELSE u.date_joined END
           FROM generate_series(cur + 1, hi) i
           JOIN bench_user u ON u.k = (hashint8(i + 2000000000) & 2147483647) % nu;
         COMMIT;
@@ -113,14 +148,12 @@ $$;
 SQL
 
 for n in $SIZES; do
-	pp_log "growing to $n pins"
+	pp_log "growing to $n pins ($DIST)"
 	start=$(date +%s.%N)
-	bench_psql -c "CALL bench_grow($n)"
+	bench_psql -c "CALL bench_grow($n, '$DIST')"
 	end=$(date +%s.%N)
 	bench_psql -c "INSERT INTO bench_loads VALUES ($n, $end - $start)"
-	bench_psql -c "VACUUM ANALYZE pinpipe.pin_clean, pinpipe.geo_clean, pinpipe.user_clean,
-		pinpipe.analytics_country_category, pinpipe.analytics_year_category, pinpipe.analytics_country_poster,
-		pinpipe.analytics_age_category, pinpipe.analytics_followers, pinpipe.analytics_join_year"
+	bench_psql -c "VACUUM ANALYZE"
 	pp_log "timing at $n pins"
 	bench_psql >/dev/null <<SQL
 INSERT INTO bench_results
@@ -133,14 +166,19 @@ SQL
 done
 
 echo
+echo "distribution: $DIST"
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM; PostgreSQL $(bench_psql -At -c 'SHOW server_version')"
 bench_psql -At -c "SELECT format('loaded %s pins (+ as many geo and user rows) in %s s, %s rows/s with the analytics triggers',
                                  pins, round(seconds::numeric, 1),
                                  round(3 * (pins - coalesce(lag(pins) OVER (ORDER BY pins), 0)) / seconds))
                       FROM bench_loads ORDER BY pins"
-bench_psql -At -c "SELECT format('cache tables at %s pins: %s rows in all', max(pins),
+bench_psql -At -c "SELECT format('cache tables at %s pins: %s rows, %s in all (clean tables: %s)', max(pins),
                                  (SELECT sum(n_live_tup) FROM pg_stat_user_tables
-                                   WHERE schemaname = 'pinpipe' AND relname LIKE 'analytics\_%' AND relname <> 'analytics_refreshes'))
+                                   WHERE schemaname = 'pinpipe' AND relname LIKE 'analytics\_%' AND relname <> 'analytics_refreshes'),
+                                 (SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) FROM pg_stat_user_tables
+                                   WHERE schemaname = 'pinpipe' AND relname LIKE 'analytics\_%' AND relname <> 'analytics_refreshes'),
+                                 (SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) FROM pg_stat_user_tables
+                                   WHERE schemaname = 'pinpipe' AND relname LIKE '%\_clean'))
                       FROM bench_loads"
 for col in cached_ms direct_ms; do
 	echo

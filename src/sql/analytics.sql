@@ -1,10 +1,11 @@
 --
 -- Analytics
 --
--- The notebooks' queries as functions. Each reads small aggregate tables
--- (pinpipe.analytics_*), not the clean tables, so its time depends on the
--- number of groups (countries, categories, years, distinct follower counts),
--- not on the number of pins. Statement-level triggers with transition tables
+-- The notebooks' queries as functions. Each reads aggregate tables
+-- (pinpipe.analytics_*), not the clean tables, and reads only about as many
+-- of their rows as it returns (times a bound: at most 8 x 256 rows per
+-- median), so that its time depends on the size of its answer, not on the
+-- number of pins nor on the number of distinct values of any column. Statement-level triggers with transition tables
 -- on the clean tables keep the aggregates equal to the clean tables in the
 -- writing transaction: the worker's one-statement upserts, reclean(), manual
 -- DML and COPY. TRUNCATE rebuilds them; pinpipe.refresh() rebuilds them on
@@ -52,6 +53,20 @@ CREATE TABLE pinpipe.analytics_country_category (
 COMMENT ON TABLE pinpipe.analytics_country_category IS
 'analytics cache: pins per (geo country, category); maintained by triggers on the clean tables';
 
+-- The most popular categories: each group's (country's, age group's)
+-- categories at its top count, ties kept. A category whose count rises
+-- above its group's top replaces the group's rows; one that reaches the top
+-- joins them; when every category at the top has dropped below it, the
+-- group is recomputed from its counts (analytics_recompute_category_tops).
+CREATE TABLE pinpipe.analytics_country_category_top (
+    country text COLLATE "C" NOT NULL,
+    category text COLLATE "C" NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (country, category)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE pinpipe.analytics_country_category_top IS
+'analytics cache: the categories with the most pins of each geo country (analytics_country_category at the country''s top count, ties kept); maintained by triggers on the clean tables';
+
 CREATE TABLE pinpipe.analytics_year_category (
     post_year int NOT NULL,
     category text COLLATE "C" NOT NULL,
@@ -72,6 +87,8 @@ CREATE TABLE pinpipe.analytics_country_top (
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE pinpipe.analytics_country_top IS
 'analytics cache: the top follower count of each geo country among its pins with a known count; maintained by triggers on the clean tables';
+-- the most followed country is the last entry of this index
+CREATE INDEX analytics_country_top_top_idx ON pinpipe.analytics_country_top (top);
 
 CREATE TABLE pinpipe.analytics_country_poster (
     country text COLLATE "C" NOT NULL,
@@ -82,6 +99,10 @@ CREATE TABLE pinpipe.analytics_country_poster (
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE pinpipe.analytics_country_poster IS
 'analytics cache: pins per (geo country, follower_count, poster_name) at the country''s top follower count (analytics_country_top); maintained by triggers on the clean tables';
+-- most_followed_by_country() reads it in its order: with millions of
+-- countries, sorting its answer would cost more than computing it
+CREATE INDEX analytics_country_poster_order_idx
+    ON pinpipe.analytics_country_poster (country COLLATE "default", poster_name COLLATE "default");
 
 CREATE TABLE pinpipe.analytics_age_category (
     age_group text COLLATE "C" NOT NULL,
@@ -92,15 +113,41 @@ CREATE TABLE pinpipe.analytics_age_category (
 COMMENT ON TABLE pinpipe.analytics_age_category IS
 'analytics cache: pins per (age group of the user, category); maintained by triggers on the clean tables';
 
-CREATE TABLE pinpipe.analytics_followers (
-    age_group text COLLATE "C",
-    join_year int,
-    follower_count bigint NOT NULL,
+CREATE TABLE pinpipe.analytics_age_category_top (
+    age_group text COLLATE "C" NOT NULL,
+    category text COLLATE "C" NOT NULL,
     n bigint NOT NULL,
-    UNIQUE NULLS NOT DISTINCT (age_group, join_year, follower_count)
+    PRIMARY KEY (age_group, category)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE pinpipe.analytics_age_category_top IS
+'analytics cache: the categories with the most pins of each age group (analytics_age_category at the group''s top count, ties kept); maintained by triggers on the clean tables';
+
+-- The medians: the follower counts of the pins joined to user_clean, per
+-- group of the three groupings the functions ask for: (age group, NULL),
+-- (NULL, join year) and (age group, join year) (an under-18 user, whose age
+-- group is NULL, counts in the second only). Per group, a radix tree of the
+-- counts as 8 levels of 8 bits: level 0 holds the group's total (prefix 0),
+-- level l (1..8) the pins per prefix = follower_count >> (64 - 8 l), an
+-- arithmetic shift, which keeps the order of the counts, negative ones
+-- included; level 8 is the histogram of the counts themselves. The children
+-- of prefix p at level l are the prefixes p * 256 to p * 256 + 255 of level
+-- l + 1, so the value at a rank is found by descending 8 levels reading at
+-- most 256 rows at each, whatever the number of distinct counts. Each
+-- distinct count of a group adds at most one row per level, and the upper
+-- levels collapse (counts below 2^40 share one row per group at levels 1
+-- to 3), so the table has at most 9 rows per distinct (group, count), and
+-- a batch of writes adds at most 27 row changes per distinct (age group,
+-- join year, count) it changes.
+CREATE TABLE pinpipe.analytics_followers_rank (
+    level int NOT NULL,
+    join_year int,
+    age_group text COLLATE "C",
+    prefix bigint NOT NULL,
+    n bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (level, join_year, age_group, prefix)
 ) WITH (fillfactor = 70);
-COMMENT ON TABLE pinpipe.analytics_followers IS
-'analytics cache: a follower-count histogram per (age group, year joined) of the users joined to pins (the medians); maintained by triggers on the clean tables';
+COMMENT ON TABLE pinpipe.analytics_followers_rank IS
+'analytics cache: the follower counts of the pins joined to user_clean as a radix tree (levels 0 to 8, 8 bits each) per age group, per join year and per both (the medians); maintained by triggers on the clean tables';
 
 CREATE TABLE pinpipe.analytics_join_year (
     join_year int PRIMARY KEY,
@@ -191,7 +238,11 @@ COMMENT ON FUNCTION pinpipe.analytics_delta_columns(text) IS
 -- The statement that adds the changes of one statement on a clean table to
 -- the caches: d holds the changed rows' relevant columns with s = +1 (new)
 -- or -1 (old), g and u their pairs with the other tables, a1..a6 the sums
--- per group added to each cache.
+-- per group added to each cache. It returns three arrays of groups to check
+-- afterwards: the countries whose pins at the top follower count may all be
+-- gone (analytics_recompute_tops, once the statement's last trigger ran),
+-- and the countries and age groups whose categories at the top count may
+-- all have dropped below it (analytics_recompute_category_tops).
 CREATE FUNCTION pinpipe.analytics_delta_sql(kind text, op text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -212,8 +263,8 @@ DECLARE
     -- (country, follower_count, poster); a country whose changes include a
     -- count above its top (or that has no top: it had no pins) gets a new
     -- top and only the rows at it; the others add their changes at their
-    -- top and ignore those below it. Countries left with no pin at their
-    -- top are recomputed afterwards (analytics_recompute_tops).
+    -- top and ignore those below it. Countries whose pins at the top lost
+    -- some (gone3) are checked afterwards (analytics_recompute_tops).
     top text := $t$g3 AS MATERIALIZED (
         SELECT country, follower_count, poster_name, sum(s) AS s FROM g
          WHERE country IS NOT NULL AND follower_count IS NOT NULL
@@ -238,7 +289,61 @@ DECLARE
         SELECT g3.country, g3.follower_count, g3.poster_name, g3.s
           FROM g3 JOIN t3 ON t3.country = g3.country AND t3.top = g3.follower_count
          WHERE NOT EXISTS (SELECT FROM up3 WHERE up3.country = g3.country)
-        ON CONFLICT (country, follower_count, poster_name) DO UPDATE SET n = c.n + excluded.n)$t$;
+        ON CONFLICT (country, follower_count, poster_name) DO UPDATE SET n = c.n + excluded.n),
+    gone3 AS (
+        SELECT DISTINCT g3.country FROM g3 JOIN t3 ON t3.country = g3.country AND t3.top = g3.follower_count
+         WHERE g3.s < 0 AND NOT EXISTS (SELECT FROM up3 WHERE up3.country = g3.country))$t$;
+    -- The most popular categories (see analytics_country_category_top), from
+    -- the new counts the upsert %1$s returns, per group column %2$s, into
+    -- the top table %3$s: %1$s_t each changed group's top before the
+    -- statement; a group with a new count above it (%1$s_up) gets its new
+    -- top's rows; the others gain the rows that reached their top and lose
+    -- those that dropped below it (%1$s_off: checked afterwards).
+    cattop text := $t$%1$s_t AS MATERIALIZED (
+        SELECT c.%2$s, (SELECT b.n FROM pinpipe.%3$s b WHERE b.%2$s = c.%2$s LIMIT 1) AS top
+          FROM (SELECT DISTINCT %2$s FROM %1$s) c),
+    %1$s_up AS MATERIALIZED (
+        SELECT r.%2$s, max(r.n) AS top FROM %1$s r JOIN %1$s_t t ON t.%2$s = r.%2$s
+         WHERE r.n > 0 AND (t.top IS NULL OR r.n > t.top) GROUP BY 1),
+    %1$s_old AS (
+        DELETE FROM pinpipe.%3$s b USING %1$s_up u
+         WHERE b.%2$s = u.%2$s
+           AND NOT EXISTS (SELECT FROM %1$s r WHERE r.%2$s = b.%2$s AND r.category = b.category AND r.n = u.top)),
+    %1$s_new AS (
+        INSERT INTO pinpipe.%3$s AS b (%2$s, category, n)
+        SELECT r.%2$s, r.category, r.n FROM %1$s r JOIN %1$s_up u ON u.%2$s = r.%2$s AND u.top = r.n
+        ON CONFLICT (%2$s, category) DO UPDATE SET n = excluded.n),
+    %1$s_at AS (
+        INSERT INTO pinpipe.%3$s AS b (%2$s, category, n)
+        SELECT r.%2$s, r.category, r.n FROM %1$s r JOIN %1$s_t t ON t.%2$s = r.%2$s AND t.top = r.n
+         WHERE NOT EXISTS (SELECT FROM %1$s_up u WHERE u.%2$s = r.%2$s)
+        ON CONFLICT (%2$s, category) DO UPDATE SET n = excluded.n),
+    %1$s_off AS (
+        DELETE FROM pinpipe.%3$s b USING %1$s r JOIN %1$s_t t ON t.%2$s = r.%2$s
+         WHERE b.%2$s = r.%2$s AND b.category = r.category AND r.n <> t.top
+           AND NOT EXISTS (SELECT FROM %1$s_up u WHERE u.%2$s = r.%2$s)
+        RETURNING b.%2$s)$t$;
+    -- The medians' radix trees (see analytics_followers_rank): the net
+    -- change per (age group, join year, follower count), in each of its
+    -- groupings, at each level.
+    ranks text := $t$a5 AS (
+        INSERT INTO pinpipe.analytics_followers_rank AS t (level, join_year, age_group, prefix, n)
+        SELECT l.level, k.join_year, k.age_group,
+               CASE WHEN l.level = 0 THEN 0 ELSE h.follower_count >> (64 - 8 * l.level) END, sum(h.s)
+          FROM (SELECT age_group, join_year, follower_count, sum(s) AS s FROM u
+                 WHERE follower_count IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(s) <> 0) h
+         CROSS JOIN LATERAL (VALUES (h.age_group, NULL::int, h.age_group IS NOT NULL),
+                                    (NULL, h.join_year, h.join_year IS NOT NULL),
+                                    (h.age_group, h.join_year, h.age_group IS NOT NULL AND h.join_year IS NOT NULL))
+               k(age_group, join_year, kept)
+         CROSS JOIN generate_series(0, 8) l(level)
+         WHERE k.kept
+         GROUP BY 1, 2, 3, 4 HAVING sum(h.s) <> 0
+        ON CONFLICT (level, join_year, age_group, prefix) DO UPDATE SET n = t.n + excluded.n)$t$;
+    ret text := E'\nSELECT ' || CASE WHEN kind IN ('pin', 'geo') THEN 'ARRAY(SELECT country FROM gone3), ARRAY(SELECT DISTINCT country FROM a1_off)'
+                                     ELSE 'NULL::text[], NULL::text[]' END
+                || ', ' || CASE WHEN kind IN ('pin', 'user') THEN 'ARRAY(SELECT DISTINCT age_group FROM a4_off)'
+                                ELSE 'NULL::text[]' END;
 BEGIN
     d := CASE op
         WHEN 'INSERT' THEN format('SELECT %s, 1 AS s FROM new_rows', cols)
@@ -255,30 +360,31 @@ g AS MATERIALIZED (SELECT d.category, d.poster_name, d.follower_count, d.s, g.co
 u AS MATERIALIZED (SELECT d.category, d.follower_count, d.s, pinpipe.age_group(u.age) AS age_group, pinpipe.year_of(u.date_joined) AS join_year
                      FROM d CROSS JOIN LATERAL (SELECT u.age, u.date_joined FROM pinpipe.user_clean u
                                                  WHERE u.ind = d.ind OFFSET 0) u),
-a1 AS (' || format(upsert, 'analytics_country_category', 'country, category', 'g', 'country IS NOT NULL AND category IS NOT NULL') || '),
+a1 AS (' || format(upsert, 'analytics_country_category', 'country, category', 'g', 'country IS NOT NULL AND category IS NOT NULL') || ' RETURNING t.*),
+' || format(cattop, 'a1', 'country', 'analytics_country_category_top') || ',
 a2 AS (' || format(upsert, 'analytics_year_category', 'post_year, category', 'g', 'post_year IS NOT NULL AND category IS NOT NULL') || '),
 ' || top || ',
-a4 AS (' || format(upsert, 'analytics_age_category', 'age_group, category', 'u', 'age_group IS NOT NULL AND category IS NOT NULL') || '),
-a5 AS (' || format(upsert, 'analytics_followers', 'age_group, join_year, follower_count', 'u', 'follower_count IS NOT NULL') || ')
-SELECT';
+a4 AS (' || format(upsert, 'analytics_age_category', 'age_group, category', 'u', 'age_group IS NOT NULL AND category IS NOT NULL') || ' RETURNING t.*),
+' || format(cattop, 'a4', 'age_group', 'analytics_age_category_top') || ',
+' || ranks || ret;
     ELSIF kind = 'geo' THEN
         RETURN 'WITH d AS MATERIALIZED (' || d || '),
 g AS MATERIALIZED (SELECT p.category, p.poster_name, p.follower_count, d.s, d.country, d.post_year
                      FROM d CROSS JOIN LATERAL (SELECT p.category, p.poster_name, p.follower_count
                                                   FROM pinpipe.pin_clean p WHERE p.ind = d.ind OFFSET 0) p),
-a1 AS (' || format(upsert, 'analytics_country_category', 'country, category', 'g', 'country IS NOT NULL AND category IS NOT NULL') || '),
+a1 AS (' || format(upsert, 'analytics_country_category', 'country, category', 'g', 'country IS NOT NULL AND category IS NOT NULL') || ' RETURNING t.*),
+' || format(cattop, 'a1', 'country', 'analytics_country_category_top') || ',
 a2 AS (' || format(upsert, 'analytics_year_category', 'post_year, category', 'g', 'post_year IS NOT NULL AND category IS NOT NULL') || '),
-' || top || '
-SELECT';
+' || top || ret;
     ELSE
         RETURN 'WITH d AS MATERIALIZED (' || d || '),
 u AS MATERIALIZED (SELECT p.category, p.follower_count, d.s, d.age_group, d.join_year
                      FROM d CROSS JOIN LATERAL (SELECT p.category, p.follower_count
                                                   FROM pinpipe.pin_clean p WHERE p.ind = d.ind OFFSET 0) p),
-a4 AS (' || format(upsert, 'analytics_age_category', 'age_group, category', 'u', 'age_group IS NOT NULL AND category IS NOT NULL') || '),
-a5 AS (' || format(upsert, 'analytics_followers', 'age_group, join_year, follower_count', 'u', 'follower_count IS NOT NULL') || '),
-a6 AS (' || format(upsert, 'analytics_join_year', 'join_year', 'd', 'join_year IS NOT NULL') || ')
-SELECT';
+a4 AS (' || format(upsert, 'analytics_age_category', 'age_group, category', 'u', 'age_group IS NOT NULL AND category IS NOT NULL') || ' RETURNING t.*),
+' || format(cattop, 'a4', 'age_group', 'analytics_age_category_top') || ',
+' || ranks || ',
+a6 AS (' || format(upsert, 'analytics_join_year', 'join_year', 'd', 'join_year IS NOT NULL') || ')' || ret;
     END IF;
 END;
 $$;
@@ -313,6 +419,41 @@ $$;
 COMMENT ON FUNCTION pinpipe.analytics_recompute_tops(text[]) IS
 'internal: recompute analytics_country_top and analytics_country_poster of the given countries from the clean tables';
 
+-- Recompute the categories at the top count of the given countries and age
+-- groups from their counts, for those left with none (every category at the
+-- top dropped below it).
+CREATE FUNCTION pinpipe.analytics_recompute_category_tops(countries text[], age_groups text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF cardinality(countries) > 0 THEN
+        WITH e AS (
+            SELECT DISTINCT x.country FROM unnest(countries) x(country)
+             WHERE NOT EXISTS (SELECT FROM pinpipe.analytics_country_category_top b WHERE b.country = x.country)),
+        m AS (
+            SELECT c.country, max(c.n) AS top FROM pinpipe.analytics_country_category c JOIN e ON e.country = c.country
+             WHERE c.n > 0 GROUP BY 1)
+        INSERT INTO pinpipe.analytics_country_category_top (country, category, n)
+        SELECT c.country, c.category, c.n
+          FROM pinpipe.analytics_country_category c JOIN m ON m.country = c.country AND m.top = c.n;
+    END IF;
+    IF cardinality(age_groups) > 0 THEN
+        WITH e AS (
+            SELECT DISTINCT x.age_group FROM unnest(age_groups) x(age_group)
+             WHERE NOT EXISTS (SELECT FROM pinpipe.analytics_age_category_top b WHERE b.age_group = x.age_group)),
+        m AS (
+            SELECT c.age_group, max(c.n) AS top FROM pinpipe.analytics_age_category c JOIN e ON e.age_group = c.age_group
+             WHERE c.n > 0 GROUP BY 1)
+        INSERT INTO pinpipe.analytics_age_category_top (age_group, category, n)
+        SELECT c.age_group, c.category, c.n
+          FROM pinpipe.analytics_age_category c JOIN m ON m.age_group = c.age_group AND m.top = c.n;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pinpipe.analytics_recompute_category_tops(text[], text[]) IS
+'internal: recompute analytics_country_category_top and analytics_age_category_top of the given countries and age groups that have no row there, from analytics_country_category and analytics_age_category';
+
 CREATE FUNCTION pinpipe.analytics_maintain() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -325,6 +466,9 @@ DECLARE
     last bool := pg_catalog.strpos(pending || ',', ',' || TG_TABLE_NAME || ',') = 0;
     changed bool;
     emptied bool;
+    gone text[];
+    country_cats text[];
+    age_cats text[];
 BEGIN
     -- this statement is done (see analytics_before)
     PERFORM pg_catalog.set_config('pinpipe_analytics.pending', pending, true);
@@ -350,13 +494,15 @@ BEGIN
             IF emptied THEN
                 IF TG_ARGV[0] IN ('pin', 'geo') THEN
                     DELETE FROM pinpipe.analytics_country_category;
+                    DELETE FROM pinpipe.analytics_country_category_top;
                     DELETE FROM pinpipe.analytics_year_category;
                     DELETE FROM pinpipe.analytics_country_top;
                     DELETE FROM pinpipe.analytics_country_poster;
                 END IF;
                 IF TG_ARGV[0] IN ('pin', 'user') THEN
                     DELETE FROM pinpipe.analytics_age_category;
-                    DELETE FROM pinpipe.analytics_followers;
+                    DELETE FROM pinpipe.analytics_age_category_top;
+                    DELETE FROM pinpipe.analytics_followers_rank;
                 END IF;
                 IF TG_ARGV[0] = 'user' THEN
                     DELETE FROM pinpipe.analytics_join_year;
@@ -374,16 +520,31 @@ BEGIN
             END IF;
         END IF;
         -- EXECUTE plans it each time, for this statement's row count
-        EXECUTE pinpipe.analytics_delta_sql(TG_ARGV[0], TG_OP);
+        EXECUTE pinpipe.analytics_delta_sql(TG_ARGV[0], TG_OP) INTO gone, country_cats, age_cats;
+        -- (from the counts, which this statement's later triggers, if any,
+        -- change by their own deltas)
+        PERFORM pinpipe.analytics_recompute_category_tops(country_cats, age_cats);
+        -- the countries to check once the statement's last trigger ran
+        IF cardinality(gone) > 0 THEN
+            PERFORM pg_catalog.set_config('pinpipe_analytics.tops',
+                                          (coalesce(NULLIF(pg_catalog.current_setting('pinpipe_analytics.tops', true), ''),
+                                                    '{}')::text[] || gone)::text, true);
+        END IF;
     END;
     -- Countries left with no pin at their top follower count are recomputed
     -- from the clean tables, once the statement's every change is counted:
-    -- the clean tables already show them all.
+    -- the clean tables already show them all. Only the countries that lost
+    -- pins at their top are looked at.
     IF last AND TG_ARGV[0] IN ('pin', 'geo') THEN
-        PERFORM pinpipe.analytics_recompute_tops(ARRAY(
-            SELECT t.country FROM pinpipe.analytics_country_top t
-             WHERE NOT EXISTS (SELECT FROM pinpipe.analytics_country_poster c
-                                WHERE c.country = t.country AND c.follower_count = t.top AND c.n > 0)));
+        gone := coalesce(NULLIF(pg_catalog.current_setting('pinpipe_analytics.tops', true), ''), '{}')::text[];
+        IF cardinality(gone) > 0 THEN
+            PERFORM pg_catalog.set_config('pinpipe_analytics.tops', '', true);
+            PERFORM pinpipe.analytics_recompute_tops(ARRAY(
+                SELECT t.country FROM pinpipe.analytics_country_top t
+                 WHERE t.country = ANY (gone)
+                   AND NOT EXISTS (SELECT FROM pinpipe.analytics_country_poster c
+                                    WHERE c.country = t.country AND c.follower_count = t.top AND c.n > 0)));
+        END IF;
     END IF;
     RETURN NULL;
 END;
@@ -501,12 +662,9 @@ CREATE FUNCTION pinpipe.popular_category_by_country()
 RETURNS TABLE (country text, category text, category_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.popular_category_by_country', 'pinpipe.analytics_country_category');
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_country', 'pinpipe.analytics_country_category_top');
     SELECT c.country, c.category, c.n
-      FROM (SELECT a.country, a.category, a.n, rank() OVER (PARTITION BY a.country ORDER BY a.n DESC) AS r
-              FROM pinpipe.analytics_country_category a
-             WHERE a.n > 0) c
-     WHERE c.r = 1
+      FROM pinpipe.analytics_country_category_top c
      ORDER BY c.country COLLATE "default", c.category COLLATE "default";
 END;
 COMMENT ON FUNCTION pinpipe.popular_category_by_country() IS
@@ -520,8 +678,9 @@ BEGIN ATOMIC
     SELECT a.post_year, a.category, a.n
       FROM pinpipe.analytics_year_category a
      WHERE a.n > 0
-       AND (category_count_by_year.from_year IS NULL OR a.post_year >= category_count_by_year.from_year)
-       AND (category_count_by_year.to_year IS NULL OR a.post_year <= category_count_by_year.to_year)
+       -- (one range, which the primary key's index answers)
+       AND a.post_year BETWEEN coalesce(category_count_by_year.from_year, -2147483648)
+                           AND coalesce(category_count_by_year.to_year, 2147483647)
      ORDER BY a.post_year, a.category COLLATE "default";
 END;
 COMMENT ON FUNCTION pinpipe.category_count_by_year(int, int) IS
@@ -531,12 +690,11 @@ CREATE FUNCTION pinpipe.most_followed_by_country()
 RETURNS TABLE (country text, poster_name text, follower_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster',
-                                  'pinpipe.analytics_country_top');
-    -- the cache holds the pins at each country's top follower count
+    SELECT pinpipe.require_reader('pinpipe.most_followed_by_country', 'pinpipe.analytics_country_poster');
+    -- the cache holds only the pins at each country's top follower count,
+    -- read in the answer's order (analytics_country_poster_order_idx)
     SELECT a.country, a.poster_name, a.follower_count
       FROM pinpipe.analytics_country_poster a
-      JOIN pinpipe.analytics_country_top t ON t.country = a.country AND t.top = a.follower_count
      WHERE a.n > 0
      ORDER BY a.country COLLATE "default", a.poster_name COLLATE "default";
 END;
@@ -560,23 +718,25 @@ CREATE FUNCTION pinpipe.popular_category_by_age_group()
 RETURNS TABLE (age_group text, category text, category_count bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.popular_category_by_age_group', 'pinpipe.analytics_age_category');
+    SELECT pinpipe.require_reader('pinpipe.popular_category_by_age_group', 'pinpipe.analytics_age_category_top');
     SELECT c.age_group, c.category, c.n
-      FROM (SELECT a.age_group, a.category, a.n, rank() OVER (PARTITION BY a.age_group ORDER BY a.n DESC) AS r
-              FROM pinpipe.analytics_age_category a
-             WHERE a.n > 0) c
-     WHERE c.r = 1
+      FROM pinpipe.analytics_age_category_top c
      ORDER BY pinpipe.age_group_order(c.age_group), c.age_group COLLATE "default", c.category COLLATE "default";
 END;
 COMMENT ON FUNCTION pinpipe.popular_category_by_age_group() IS
 'the most popular category of each age group (pins joined to user_clean on ind; pinpipe.age_group, under 18 left out), every tied category kept; ordered by age, category';
 
--- Medians from the follower-count histogram, grouped by age group and/or
--- join year. The arithmetic is PostgreSQL's: percentile_cont(0.5)
+-- Medians from the radix trees of analytics_followers_rank, grouped by age
+-- group and/or join year. The arithmetic is PostgreSQL's: percentile_cont(0.5)
 -- interpolates between the values at 0-based positions floor and ceil of
 -- (N - 1) / 2; percentile_disc(0.5) takes the value at position
--- ceil(N / 2) - 1 (at least 0), the lower middle value. Counts are summed as
--- float8, exact below 2^53.
+-- ceil(N / 2) - 1 (at least 0), the lower middle value, which is the first
+-- of the two. Counts are summed as float8, exact below 2^53. Each group's
+-- total is its level 0 row; the value at a position is found by descending
+-- the levels (r): at each, among the at most 256 children of the prefix
+-- found so far, the first whose running count passes the position, which
+-- then becomes the position within that child. So a median reads at most
+-- 2 x 8 x 256 rows, whatever the number of distinct follower counts.
 CREATE FUNCTION pinpipe.analytics_median(by_age bool, by_year bool, from_year int, to_year int, method text)
 RETURNS TABLE (age_group text, join_year int, median_follower_count float8)
 LANGUAGE plpgsql STABLE
@@ -589,50 +749,63 @@ BEGIN
                   DETAIL = 'The median methods are ''exact'' (percentile_cont(0.5), the mean of the two middle values) and ''lower'' (percentile_disc(0.5), the lower middle value).',
                   HINT = 'Use method => ''exact'', the default, or method => ''lower'' to match Spark''s percentile_approx.';
     END IF;
-    RETURN QUERY
-    WITH h AS (
-        SELECT CASE WHEN by_age THEN f.age_group END AS a, CASE WHEN by_year THEN f.join_year END AS y,
-               f.follower_count AS v, sum(f.n)::float8 AS n
-          FROM pinpipe.analytics_followers f
-         WHERE f.n > 0
-           AND (NOT by_age OR f.age_group IS NOT NULL)
-           AND (NOT by_year OR (f.join_year IS NOT NULL
-                                AND (from_year IS NULL OR f.join_year >= from_year)
-                                AND (to_year IS NULL OR f.join_year <= to_year)))
-         GROUP BY 1, 2, 3
-    ), c AS (
-        SELECT h.a, h.y, h.v,
-               sum(h.n) OVER (PARTITION BY h.a, h.y ORDER BY h.v ROWS UNBOUNDED PRECEDING) AS cum,
-               sum(h.n) OVER (PARTITION BY h.a, h.y) AS total
-          FROM h
-    ), p AS (
-        SELECT c.a, c.y, c.v, c.cum, c.total,
-               floor(0.5::float8 * (c.total - 1)) AS lo_pos,
-               ceil(0.5::float8 * (c.total - 1)) AS hi_pos,
-               greatest(ceil(0.5::float8 * c.total), 1) - 1 AS disc_pos
-          FROM c
+    IF NOT (by_age OR by_year) THEN
+        RAISE EXCEPTION 'a median must be grouped by age group, by join year or by both'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The follower counts are kept per age group, per join year and per both.',
+                  HINT = 'Call the median_followers_* functions.';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+    WITH RECURSIVE w AS (
+        SELECT f.age_group AS a, f.join_year AS y, f.n::float8 AS total,
+               floor(0.5::float8 * (f.n - 1)) AS lo_pos, ceil(0.5::float8 * (f.n - 1)) AS hi_pos
+          FROM pinpipe.analytics_followers_rank f
+         WHERE f.level = 0 AND f.n > 0 AND %1$s AND %3$s
+    ), r AS (
+        SELECT w.a, w.y, w.total, w.lo_pos, h.hi, 0 AS level, 0::bigint AS prefix,
+               CASE WHEN h.hi THEN w.hi_pos ELSE w.lo_pos END AS pos
+          FROM w CROSS JOIN (VALUES (false), (true)) h(hi)
+         WHERE NOT h.hi OR w.hi_pos > w.lo_pos
+        UNION ALL
+        SELECT r.a, r.y, r.total, r.lo_pos, r.hi, r.level + 1, c.prefix, r.pos - c.before
+          FROM r CROSS JOIN LATERAL (
+              SELECT x.prefix, x.cum - x.n AS before
+                FROM (SELECT f.prefix, f.n::float8 AS n, sum(f.n::float8) OVER (ORDER BY f.prefix) AS cum
+                        FROM pinpipe.analytics_followers_rank f
+                       WHERE f.level = r.level + 1 AND %2$s AND f.n > 0
+                         AND f.prefix BETWEEN CASE WHEN r.level = 0 THEN -128 ELSE r.prefix * 256 END
+                                          AND CASE WHEN r.level = 0 THEN 127 ELSE r.prefix * 256 + 255 END) x
+               WHERE x.cum > r.pos
+               ORDER BY x.prefix LIMIT 1) c
+         WHERE r.level < 8
     ), m AS (
-        SELECT p.a, p.y,
-               min(p.v) FILTER (WHERE p.cum > p.lo_pos)::float8 AS lo,
-               min(p.v) FILTER (WHERE p.cum > p.hi_pos)::float8 AS hi,
-               min(p.v) FILTER (WHERE p.cum > p.disc_pos)::float8 AS disc,
-               0.5::float8 * (min(p.total) - 1) - min(p.lo_pos) AS frac
-          FROM p
-         GROUP BY p.a, p.y
+        SELECT r.a, r.y, min(r.total) AS total, min(r.lo_pos) AS lo_pos,
+               min(r.prefix) FILTER (WHERE NOT r.hi)::float8 AS lo, min(r.prefix) FILTER (WHERE r.hi)::float8 AS hi
+          FROM r WHERE r.level = 8 GROUP BY r.a, r.y
     )
-    SELECT m.a, m.y, CASE WHEN method = 'lower' THEN m.disc ELSE m.lo + (m.hi - m.lo) * m.frac END
+    SELECT m.a, m.y, CASE WHEN $1 = 'lower' THEN m.lo
+                          ELSE m.lo + (coalesce(m.hi, m.lo) - m.lo) * (0.5::float8 * (m.total - 1) - m.lo_pos) END
       FROM m
-     ORDER BY pinpipe.age_group_order(m.a), m.a COLLATE "default", m.y;
+     ORDER BY pinpipe.age_group_order(m.a), m.a COLLATE "default", m.y
+    $q$,
+        CASE WHEN by_age AND by_year THEN 'f.age_group IS NOT NULL AND f.join_year IS NOT NULL'
+             WHEN by_age THEN 'f.age_group IS NOT NULL AND f.join_year IS NULL'
+             ELSE 'f.age_group IS NULL AND f.join_year IS NOT NULL' END,
+        CASE WHEN by_year THEN 'f.join_year = r.y' ELSE 'f.join_year IS NULL' END
+        || ' AND ' || CASE WHEN by_age THEN 'f.age_group = r.a' ELSE 'f.age_group IS NULL' END,
+        CASE WHEN by_year THEN 'f.join_year BETWEEN coalesce($2, -2147483648) AND coalesce($3, 2147483647)'
+             ELSE 'true' END)
+    USING method, from_year, to_year;
 END;
 $$;
 COMMENT ON FUNCTION pinpipe.analytics_median(bool, bool, int, int, text) IS
-'internal: median follower count from the analytics_followers histogram, by age group and/or join year (see the median_followers_* functions)';
+'internal: median follower count from the analytics_followers_rank radix trees, by age group and/or join year (see the median_followers_* functions)';
 
 CREATE FUNCTION pinpipe.median_followers_by_age_group(method text DEFAULT 'exact')
 RETURNS TABLE (age_group text, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group', 'pinpipe.analytics_followers');
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group', 'pinpipe.analytics_followers_rank');
     SELECT m.age_group, m.median_follower_count
       FROM pinpipe.analytics_median(true, false, NULL, NULL, median_followers_by_age_group.method) m;
 END;
@@ -647,8 +820,8 @@ BEGIN ATOMIC
     SELECT a.join_year, a.n
       FROM pinpipe.analytics_join_year a
      WHERE a.n > 0
-       AND (users_joined_by_year.from_year IS NULL OR a.join_year >= users_joined_by_year.from_year)
-       AND (users_joined_by_year.to_year IS NULL OR a.join_year <= users_joined_by_year.to_year)
+       AND a.join_year BETWEEN coalesce(users_joined_by_year.from_year, -2147483648)
+                           AND coalesce(users_joined_by_year.to_year, 2147483647)
      ORDER BY a.join_year;
 END;
 COMMENT ON FUNCTION pinpipe.users_joined_by_year(int, int) IS
@@ -659,7 +832,7 @@ CREATE FUNCTION pinpipe.median_followers_by_join_year(from_year int DEFAULT 2015
 RETURNS TABLE (post_year int, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT pinpipe.require_reader('pinpipe.median_followers_by_join_year', 'pinpipe.analytics_followers');
+    SELECT pinpipe.require_reader('pinpipe.median_followers_by_join_year', 'pinpipe.analytics_followers_rank');
     SELECT m.join_year, m.median_follower_count
       FROM pinpipe.analytics_median(false, true, median_followers_by_join_year.from_year,
                                     median_followers_by_join_year.to_year, median_followers_by_join_year.method) m;
@@ -674,7 +847,7 @@ RETURNS TABLE (age_group text, post_year int, median_follower_count float8)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT pinpipe.require_reader('pinpipe.median_followers_by_age_group_and_join_year',
-                                  'pinpipe.analytics_followers');
+                                  'pinpipe.analytics_followers_rank');
     SELECT m.age_group, m.join_year, m.median_follower_count
       FROM pinpipe.analytics_median(true, true, median_followers_by_age_group_and_join_year.from_year,
                                     median_followers_by_age_group_and_join_year.to_year,
@@ -772,8 +945,11 @@ COMMENT ON FUNCTION pinpipe.unschedule_refresh() IS
 -- tables, are private until granted (the analytics functions read them).
 REVOKE ALL ON FUNCTION pinpipe.refresh(), pinpipe.schedule_refresh(text), pinpipe.unschedule_refresh(),
     pinpipe.analytics_rebuild(), pinpipe.analytics_recompute_tops(text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pinpipe.analytics_recompute_category_tops(text[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pinpipe.refresh(), pinpipe.schedule_refresh(text), pinpipe.unschedule_refresh()
     TO pinpipe_admin;
 GRANT SELECT ON pinpipe.analytics_country_category, pinpipe.analytics_year_category,
     pinpipe.analytics_country_top, pinpipe.analytics_country_poster, pinpipe.analytics_age_category,
-    pinpipe.analytics_followers, pinpipe.analytics_join_year, pinpipe.analytics_refreshes TO pinpipe_admin;
+    pinpipe.analytics_join_year, pinpipe.analytics_refreshes TO pinpipe_admin;
+GRANT SELECT ON pinpipe.analytics_country_category_top, pinpipe.analytics_age_category_top,
+    pinpipe.analytics_followers_rank TO pinpipe_admin;

@@ -19,6 +19,12 @@ AS $defs$
         ('analytics_year_category', 'post_year, category, n',
          $q$SELECT pinpipe.year_of(g."timestamp"), p.category, count(*) FROM pinpipe.pin_clean p JOIN pinpipe.geo_clean g ON g.ind = p.ind
              WHERE pinpipe.year_of(g."timestamp") IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2$q$),
+        ('analytics_country_category_top', 'country, category, n',
+         $q$SELECT country, category, n
+              FROM (SELECT g.country, p.category, count(*) AS n, rank() OVER (PARTITION BY g.country ORDER BY count(*) DESC) AS r
+                      FROM pinpipe.pin_clean p JOIN pinpipe.geo_clean g ON g.ind = p.ind
+                     WHERE g.country IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2) c
+             WHERE r = 1$q$),
         ('analytics_country_top', 'country, top',
          $q$SELECT g.country, max(p.follower_count) FROM pinpipe.pin_clean p JOIN pinpipe.geo_clean g ON g.ind = p.ind
              WHERE g.country IS NOT NULL AND p.follower_count IS NOT NULL GROUP BY 1$q$),
@@ -32,10 +38,24 @@ AS $defs$
         ('analytics_age_category', 'age_group, category, n',
          $q$SELECT pinpipe.age_group(u.age), p.category, count(*) FROM pinpipe.pin_clean p JOIN pinpipe.user_clean u ON u.ind = p.ind
              WHERE pinpipe.age_group(u.age) IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2$q$),
-        ('analytics_followers', 'age_group, join_year, follower_count, n',
-         $q$SELECT pinpipe.age_group(u.age), pinpipe.year_of(u.date_joined), p.follower_count, count(*)
-              FROM pinpipe.pin_clean p JOIN pinpipe.user_clean u ON u.ind = p.ind
-             WHERE p.follower_count IS NOT NULL GROUP BY 1, 2, 3$q$),
+        ('analytics_age_category_top', 'age_group, category, n',
+         $q$SELECT age_group, category, n
+              FROM (SELECT pinpipe.age_group(u.age) AS age_group, p.category, count(*) AS n,
+                           rank() OVER (PARTITION BY pinpipe.age_group(u.age) ORDER BY count(*) DESC) AS r
+                      FROM pinpipe.pin_clean p JOIN pinpipe.user_clean u ON u.ind = p.ind
+                     WHERE pinpipe.age_group(u.age) IS NOT NULL AND p.category IS NOT NULL GROUP BY 1, 2) c
+             WHERE r = 1$q$),
+        ('analytics_followers_rank', 'level, join_year, age_group, prefix, n',
+         $q$WITH h AS (SELECT pinpipe.age_group(u.age) AS a, pinpipe.year_of(u.date_joined) AS y, p.follower_count AS v,
+                             count(*) AS n
+                        FROM pinpipe.pin_clean p JOIN pinpipe.user_clean u ON u.ind = p.ind
+                       WHERE p.follower_count IS NOT NULL GROUP BY 1, 2, 3),
+                 k AS (SELECT a, NULL::int AS y, v, n FROM h WHERE a IS NOT NULL
+                       UNION ALL SELECT NULL, y, v, n FROM h WHERE y IS NOT NULL
+                       UNION ALL SELECT a, y, v, n FROM h WHERE a IS NOT NULL AND y IS NOT NULL)
+            SELECT l.level, k.y, k.a, CASE WHEN l.level = 0 THEN 0 ELSE k.v >> (64 - 8 * l.level) END, sum(k.n)::bigint
+              FROM k CROSS JOIN generate_series(0, 8) l(level)
+             GROUP BY 1, 2, 3, 4$q$),
         ('analytics_join_year', 'join_year, n',
          $q$SELECT pinpipe.year_of(u.date_joined), count(*) FROM pinpipe.user_clean u
              WHERE pinpipe.year_of(u.date_joined) IS NOT NULL GROUP BY 1$q$)

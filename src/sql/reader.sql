@@ -18,8 +18,9 @@ $$;
 
 GRANT SELECT ON pinpipe.pin_clean, pinpipe.geo_clean, pinpipe.user_clean,
     pinpipe.analytics_country_category, pinpipe.analytics_year_category, pinpipe.analytics_country_top,
-    pinpipe.analytics_country_poster, pinpipe.analytics_age_category, pinpipe.analytics_followers,
-    pinpipe.analytics_join_year, pinpipe.analytics_refreshes,
+    pinpipe.analytics_country_poster, pinpipe.analytics_age_category, pinpipe.analytics_join_year,
+    pinpipe.analytics_refreshes, pinpipe.analytics_country_category_top, pinpipe.analytics_age_category_top,
+    pinpipe.analytics_followers_rank,
     pinpipe.status, pinpipe.partition_lag, pinpipe.dead_letters, pinpipe.offset_gaps,
     pinpipe.ingest_history TO pinpipe_reader;
 GRANT SELECT ON pinpipe.ingest_history TO pinpipe_admin, pg_monitor;
