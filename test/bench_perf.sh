@@ -23,7 +23,7 @@
 #
 #   bash test/bench_perf.sh [--quick] [--sizes "N ..."] [--workers "W ..."]
 #                           [--repeat R] [--latency-seconds S] [--latency-rates "R ..."]
-#                           [--disable-triggers] [--profile FILE]
+#                           [--disable-triggers] [--profile FILE] [--set NAME=VALUE]...
 #
 #   --quick              N = 100k only (for trying it out)
 #   --sizes "N ..."      backlog sizes in messages (default "100000 1000000")
@@ -35,6 +35,8 @@
 #   --disable-triggers   disable the user triggers of the six tables (for all
 #                        three), to measure the ingest path alone; by default
 #                        they fire, and the report lists them
+#   --set NAME=VALUE     a server setting for the whole run (ALTER SYSTEM), e.g.
+#                        --set pinpipe.batch_idle_timeout=0; repeatable
 #   --profile FILE       after the measurements of the largest N, one more
 #                        drain (not counted) at the first worker count with
 #                        perf recording the worker (cpu-clock, DWARF call
@@ -55,6 +57,7 @@ PROFILE=
 QUICK=0
 REPEAT=
 NO_TRIGGERS=0
+SETS=()
 
 usage() { sed -n '/^#   bash test/,/^# Runs as root/p' "$0" | sed 's/^# \{0,1\}//' | sed '$d'; }
 while [ $# -gt 0 ]; do
@@ -67,6 +70,7 @@ while [ $# -gt 0 ]; do
 	--latency-seconds) LAT_SECS=$2 && shift ;;
 	--latency-rates) LAT_RATES=$2 && shift ;;
 	--profile) PROFILE=$(realpath -m "$2") && shift ;;
+	--set) SETS+=("$2") && shift ;;
 	-h | --help) usage && exit 0 ;;
 	*) usage >&2 && exit 2 ;;
 	esac
@@ -145,6 +149,10 @@ CREATE TABLE bench.pure_pin_clean (LIKE pinpipe.pin_clean INCLUDING ALL);
 CREATE TABLE bench.pure_geo_clean (LIKE pinpipe.geo_clean INCLUDING ALL);
 CREATE TABLE bench.pure_user_clean (LIKE pinpipe.user_clean INCLUDING ALL);
 SQL
+for kv in ${SETS[@]+"${SETS[@]}"}; do
+	pp_psql -c "ALTER SYSTEM SET ${kv%%=*} = '${kv#*=}'" >/dev/null
+done
+[ ${#SETS[@]} = 0 ] || pp_psql -c "SELECT pg_reload_conf()" >/dev/null
 TABLES="'pin_raw','geo_raw','user_raw','pin_clean','geo_clean','user_clean'"
 if [ "$NO_TRIGGERS" = 1 ]; then
 	for t in pin_raw geo_raw user_raw pin_clean geo_clean user_clean; do
@@ -157,6 +165,7 @@ TRIGGERS=$(pp_psql -c "SELECT coalesce(string_agg(format('%s.%s%s', c.relname, t
 	WHERE c.relnamespace = 'pinpipe'::regnamespace AND c.relname IN ($TABLES) AND NOT t.tgisinternal")
 BATCH=$(pp_psql -c "SHOW pinpipe.batch_size")
 BATCH_TIMEOUT=$(pp_psql -c "SHOW pinpipe.batch_timeout")
+BATCH_IDLE=$(pp_psql -c "SHOW pinpipe.batch_idle_timeout")
 PGVERSION_STR=$(pp_psql -c "SELECT version()")
 SERVER_SETTINGS=$(pp_psql -c "SELECT string_agg(name || ' = ' || current_setting(name), ', ' ORDER BY ord)
 	FROM unnest('{shared_buffers,max_wal_size,checkpoint_timeout,synchronous_commit,fsync,wal_level,full_page_writes,wal_compression}'::text[])
@@ -785,7 +794,8 @@ echo "pinpipe: commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git
 	echo " + uncommitted changes in $(git diff --name-only HEAD -- src | paste -sd' ')"), pinpipe.so md5 $SO_BEGIN$([ "$SO_END" = "$SO_BEGIN" ] ||
 	echo " (WARNING: reinstalled during the run, now $SO_END: the figures may mix builds)")"
 echo "settings, the same for all three: $SERVER_SETTINGS"
-echo "         (synchronous_commit = on is the default); pinpipe.batch_size = $BATCH, pinpipe.batch_timeout = $BATCH_TIMEOUT"
+echo "         (synchronous_commit = on is the default); pinpipe.batch_size = $BATCH, pinpipe.batch_timeout = $BATCH_TIMEOUT,"
+echo "         pinpipe.batch_idle_timeout = $BATCH_IDLE$([ ${#SETS[@]} = 0 ] || echo "; set for this run: ${SETS[*]}")"
 echo "data:    synthetic emulator records (--seed 1), each a pin, a geo and a user message (1:1:1), keyed by ind"
 echo "triggers on the six tables (fire alike for all three unless disabled): $TRIGGERS"
 echo
