@@ -7,8 +7,8 @@
 #    messages (BENCH_MESSAGES, default 150000) drained by the worker from the
 #    embedded broker, alternately with no client and with a client that
 #    fetches everything the page fetches (status, two history ranges, the nine
-#    answers, over one keep-alive connection as a browser does) once a
-#    second; BENCH_ROUNDS (default 4) rounds each, in ABBA order, fresh topics every time.
+#    answers, over one keep-alive connection as a browser does: a Python
+#    requests session in one long-lived process) once a second; BENCH_ROUNDS (default 4) rounds each, in ABBA order, fresh topics every time.
 #    Prints messages/s of each run, the ratio of the medians with/without,
 #    and the load average (other work on the machine makes the figures noisy).
 # 2. At each size (pins, and as many geo and user rows, grown as in
@@ -89,14 +89,22 @@ drain() { # drain PREFIX START_IND: messages/s
 	pp_set pinpipe.brokers ''
 	echo "$total $s $e" | awk '{printf "%.0f\n", $1 / ($3 - $2)}'
 }
+# The client: one long-lived process (Python requests, one keep-alive
+# session, as a browser keeps its connection) fetching the page's calls once a
+# second, so that what is measured is the dashboard's cost, not the forks of a
+# shell loop.
 client_loop() {
-	while :; do
-		s=$(date +%s%N)
-		curl -sS "${PAGE_ARGS[@]}" || true
-		e=$(date +%s%N)
-		left=$((1000000000 - (e - s)))
-		[ $left -gt 0 ] && sleep "$(echo "scale=3; $left / 1000000000" | bc)"
-	done
+	exec python3 - "$URL" $PAGE_PATHS <<'PY'
+import sys, time, requests
+base, paths = sys.argv[1], sys.argv[2:]
+s = requests.Session()
+while True:
+    t = time.monotonic()
+    for p in paths:
+        s.get(base + p, timeout=10).raise_for_status()
+    print("refreshed", flush=True)
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
+PY
 }
 echo
 echo "ingest: $((records * 3)) messages a run over $PARTS partitions, alternately without and with a client refreshing every second"
@@ -111,11 +119,19 @@ run_without() {
 }
 run_with() {
 	local r
-	client_loop >/dev/null 2>&1 &
+	local refreshes
+	client_loop >"$PP_WORK/client.out" 2>"$PP_WORK/client.err" &
 	CLIENT_PID=$!
 	r=$(drain "cl$1" $ind); with+=("$r"); ind=$((ind + records + 1000))
-	kill "$CLIENT_PID"; wait "$CLIENT_PID" 2>/dev/null || true; CLIENT_PID=
-	echo "  round $1 with a client:    $r messages/s"
+	if ! kill "$CLIENT_PID" 2>/dev/null; then
+		echo "the dashboard client stopped during the run:" >&2
+		cat "$PP_WORK/client.err" >&2
+		exit 1
+	fi
+	wait "$CLIENT_PID" 2>/dev/null || true
+	CLIENT_PID=
+	refreshes=$(grep -c refreshed "$PP_WORK/client.out" || true)
+	echo "  round $1 with a client:    $r messages/s ($refreshes refreshes of the page's 12 calls)"
 }
 # ABBA order: the drain rate drifts as the tables grow, so neither kind of
 # run always comes first
