@@ -27,7 +27,6 @@ char *pinpipe_topic_prefix = NULL;
 char *pinpipe_database = NULL;
 int pinpipe_batch_size = 10000;
 int pinpipe_batch_timeout = 50;
-int pinpipe_batch_idle_timeout = 5;
 int pinpipe_start_offset = PP_START_EARLIEST;
 char *pinpipe_kafka_config = NULL;
 int pinpipe_max_message_bytes = 1048576;
@@ -172,11 +171,6 @@ define_settings(void)
 	DefineCustomIntVariable(
 		"pinpipe.batch_timeout", "Longest wait for a batch to fill before it is written.", NULL,
 		&pinpipe_batch_timeout, 50, 1, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("pinpipe.batch_idle_timeout",
-							"Write a batch once messages came and then none for this long.",
-							"0 waits for pinpipe.batch_size messages or pinpipe.batch_timeout.",
-							&pinpipe_batch_idle_timeout, 5, 0, 3600000, PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
 	DefineCustomEnumVariable("pinpipe.start_offset",
 							 "Where a partition with no stored offset starts: earliest or latest.",
 							 NULL, &pinpipe_start_offset, PP_START_EARLIEST, start_offset_options,

@@ -38,7 +38,6 @@ extern char *pinpipe_topic_prefix;
 extern char *pinpipe_database;
 extern int pinpipe_batch_size;
 extern int pinpipe_batch_timeout;
-extern int pinpipe_batch_idle_timeout;
 extern int pinpipe_start_offset;
 extern char *pinpipe_kafka_config;
 extern int pinpipe_max_message_bytes;

@@ -1430,12 +1430,7 @@ handle_offset_resets(void)
 	need_assign = true;
 }
 
-/*
- * Collect up to pinpipe.batch_size messages within pinpipe.batch_timeout,
- * ending early once messages came and then none for
- * pinpipe.batch_idle_timeout: a backlog fills whole batches, a slow stream
- * is written as it arrives instead of waiting out the timeout.
- */
+/* Collect up to pinpipe.batch_size messages within pinpipe.batch_timeout. */
 static void
 collect_batch(void)
 {
@@ -1446,17 +1441,11 @@ collect_batch(void)
 	{
 		long elapsed = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 		long remaining = pinpipe_batch_timeout - elapsed;
-		long wait_ms;
-		int had = batch_n;
 		ssize_t got;
 
 		if (remaining <= 0)
 			break;
-		wait_ms = Min(remaining, 100);
-		/* once messages came, a pause in their arrival ends the batch */
-		if (batch_n > 0 && pinpipe_batch_idle_timeout > 0)
-			wait_ms = Min(wait_ms, pinpipe_batch_idle_timeout);
-		got = rd_kafka_consume_batch_queue(rkqu, (int) wait_ms, &batch_msgs[batch_n],
+		got = rd_kafka_consume_batch_queue(rkqu, (int) Min(remaining, 100), &batch_msgs[batch_n],
 										   (size_t) (limit - batch_n));
 		if (got < 0)
 			ereport(ERROR,
@@ -1483,8 +1472,6 @@ collect_batch(void)
 			break;
 		if (batch_n == 0 && elapsed >= 100)
 			break; /* idle: back to the main loop now and then */
-		if (had > 0 && batch_n == had && pinpipe_batch_idle_timeout > 0)
-			break; /* none came within pinpipe.batch_idle_timeout: write what came */
 	}
 }
 
