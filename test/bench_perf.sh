@@ -36,7 +36,7 @@
 #                        three), to measure the ingest path alone; by default
 #                        they fire, and the report lists them
 #   --set NAME=VALUE     a server setting for the whole run (ALTER SYSTEM), e.g.
-#                        --set pinpipe.batch_idle_timeout=0; repeatable
+#                        --set pinpipe.batch_timeout=20ms; repeatable
 #   --profile FILE       after the measurements of the largest N, one more
 #                        drain (not counted) at the first worker count with
 #                        perf recording the worker (cpu-clock, DWARF call
@@ -165,7 +165,6 @@ TRIGGERS=$(pp_psql -c "SELECT coalesce(string_agg(format('%s.%s%s', c.relname, t
 	WHERE c.relnamespace = 'pinpipe'::regnamespace AND c.relname IN ($TABLES) AND NOT t.tgisinternal")
 BATCH=$(pp_psql -c "SHOW pinpipe.batch_size")
 BATCH_TIMEOUT=$(pp_psql -c "SHOW pinpipe.batch_timeout")
-BATCH_IDLE=$(pp_psql -c "SHOW pinpipe.batch_idle_timeout")
 PGVERSION_STR=$(pp_psql -c "SELECT version()")
 SERVER_SETTINGS=$(pp_psql -c "SELECT string_agg(name || ' = ' || current_setting(name), ', ' ORDER BY ord)
 	FROM unnest('{shared_buffers,max_wal_size,checkpoint_timeout,synchronous_commit,fsync,wal_level,full_page_writes,wal_compression}'::text[])
@@ -794,8 +793,8 @@ echo "pinpipe: commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git
 	echo " + uncommitted changes in $(git diff --name-only HEAD -- src | paste -sd' ')"), pinpipe.so md5 $SO_BEGIN$([ "$SO_END" = "$SO_BEGIN" ] ||
 	echo " (WARNING: reinstalled during the run, now $SO_END: the figures may mix builds)")"
 echo "settings, the same for all three: $SERVER_SETTINGS"
-echo "         (synchronous_commit = on is the default); pinpipe.batch_size = $BATCH, pinpipe.batch_timeout = $BATCH_TIMEOUT,"
-echo "         pinpipe.batch_idle_timeout = $BATCH_IDLE$([ ${#SETS[@]} = 0 ] || echo "; set for this run: ${SETS[*]}")"
+echo "         (synchronous_commit = on is the default); pinpipe.batch_size = $BATCH, pinpipe.batch_timeout = $BATCH_TIMEOUT$(
+	[ ${#SETS[@]} = 0 ] || echo "; set for this run: ${SETS[*]}")"
 echo "data:    synthetic emulator records (--seed 1), each a pin, a geo and a user message (1:1:1), keyed by ind"
 echo "triggers on the six tables (fire alike for all three unless disabled): $TRIGGERS"
 echo
