@@ -66,7 +66,7 @@ fetch_ms() {
 	for _ in $(seq "$2"); do args+=(-o /dev/null "$URL$1"); done
 	curl -sS -f -w '%{time_total}\n' "${args[@]}" | awk '{printf "%.2f\n", $1 * 1000}'
 }
-median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 # the page's refresh: every call, one after another on one connection
 PAGE_ARGS=()
 for p in $PAGE_PATHS; do PAGE_ARGS+=(-o /dev/null "$URL$p"); done
