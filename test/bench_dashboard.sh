@@ -8,7 +8,8 @@
 #    embedded broker, alternately with no client and with a client that
 #    fetches everything the page fetches (status, two history ranges, the nine
 #    answers, over one keep-alive connection as a browser does: a Python
-#    requests session in one long-lived process) once a second; BENCH_ROUNDS (default 4) rounds each, in ABBA order, fresh topics every time.
+#    requests session in one long-lived process) once a second;
+#    BENCH_ROUNDS (default 4) rounds each, in ABBA order, fresh topics every time.
 #    Prints messages/s of each run, the ratio of the medians with/without,
 #    and the load average (other work on the machine makes the figures noisy).
 # 2. At each size (pins, and as many geo and user rows, grown as in
@@ -66,7 +67,6 @@ fetch_ms() {
 	for _ in $(seq "$2"); do args+=(-o /dev/null "$URL$1"); done
 	curl -sS -f -w '%{time_total}\n' "${args[@]}" | awk '{printf "%.2f\n", $1 * 1000}'
 }
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 # the page's refresh: every call, one after another on one connection
 PAGE_ARGS=()
 for p in $PAGE_PATHS; do PAGE_ARGS+=(-o /dev/null "$URL$p"); done
@@ -118,8 +118,7 @@ run_without() {
 	echo "  round $1 without a client: $r messages/s"
 }
 run_with() {
-	local r
-	local refreshes
+	local r refreshes
 	client_loop >"$PP_WORK/client.out" 2>"$PP_WORK/client.err" &
 	CLIENT_PID=$!
 	r=$(drain "cl$1" $ind); with+=("$r"); ind=$((ind + records + 1000))
@@ -139,8 +138,8 @@ for round in $(seq "$ROUNDS"); do
 	if [ $((round % 2)) = 1 ]; then run_without "$round"; run_with "$round"; else
 		run_with "$round"; run_without "$round"; fi
 done
-mw=$(printf '%s\n' "${with[@]}" | median)
-mo=$(printf '%s\n' "${without[@]}" | median)
+mw=$(printf '%s\n' "${with[@]}" | pp_median)
+mo=$(printf '%s\n' "${without[@]}" | pp_median)
 echo "ingest with a dashboard client / without: $(echo "scale=3; $mw / $mo" | bc) (medians $mw vs $mo messages/s)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 bench_psql -c "DROP EXTENSION pinpipe CASCADE" -c "CREATE EXTENSION pinpipe"
@@ -218,7 +217,7 @@ for n in $SIZES; do
 	printf '  %-58s %10s %10s %8s\n' "API call" "curl ms" "server ms" "ratio"
 	for p in $PAGE_PATHS; do
 		fetch_ms "$p" 1 >/dev/null # warm-up
-		api=$(fetch_ms "$p" 11 | median)
+		api=$(fetch_ms "$p" 11 | pp_median)
 		case $p in
 		api/answers/*)
 			srv=$(bench_psql -At -c "SELECT round(bench_server_ms('SELECT * FROM pinpipe.${p#api/answers/}()', 11)::numeric, 2)")
@@ -229,7 +228,7 @@ for n in $SIZES; do
 		printf '  %-58s %10s %10s %8s\n' "GET /$p" "$api" "$srv" "$ratio"
 	done
 	page_once >/dev/null
-	whole=$(for _ in $(seq 5); do page_once; done | median)
+	whole=$(for _ in $(seq 5); do page_once; done | pp_median)
 	echo "  the page's whole refresh (12 calls, one after another on one connection): $whole ms"
 	echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 done

@@ -388,9 +388,7 @@ check_offsets() {
 
 declare -A R_PURE R_PURE_CPU R_PURE_ALL R_PROGRESS R_SIZES LAT_SLOW R_FIRST_ALL R_LIMIT_CPU R_LIMIT R_LIMIT_ALL R_NAIVE R_NAIVE_ALL R_PP R_PP_ALL R_BATCH R_HWM R_ANON R_CPU R_PARTS R_MSGS R_NAIVE_DIFF LAT
 
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
+median() { printf '%s\n' "$@" | pp_median; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 repeats() { echo "${REPEAT:-3}"; }
 
@@ -455,11 +453,6 @@ drain_once() {
 	D_HWM=$hwm
 	D_ANON=$anon
 	D_MARKS="${marks[*]}"
-	D_SIZES=$(pp_psql -c "SELECT string_agg(format('%s %s', c.relname, pg_size_pretty(pg_total_relation_size(c.oid))), ', '
-	    ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = 'pinpipe'::regnamespace AND c.relkind = 'r'
-	    AND c.relname IN ('pin_raw', 'geo_raw', 'user_raw', 'pin_clean', 'geo_clean', 'user_clean')")
-	D_SIZES="$D_SIZES; analytics caches $(pp_psql -c "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid)))
-	    FROM pg_class c WHERE c.relnamespace = 'pinpipe'::regnamespace AND c.relkind = 'r' AND c.relname LIKE 'analytics%'")"
 	D_XACTS=$(pp_psql -c "SELECT count(DISTINCT x) FROM (SELECT xmin::text x FROM pinpipe.pin_raw
 	     UNION ALL SELECT xmin::text FROM pinpipe.geo_raw UNION ALL SELECT xmin::text FROM pinpipe.user_raw) s")
 	check_rows "$((m / 3))" "$m" "pinpipe, $w worker(s)"
@@ -481,13 +474,29 @@ drain() {
 	done
 	R_PP[$key]=$(median "${rates[@]}")
 	R_PROGRESS[$key]=$D_MARKS
-	R_SIZES[$key]=$D_SIZES
+	# the tables as the last drain left them (the next configure empties them)
+	R_SIZES[$key]=$(pp_psql -c "SELECT string_agg(format('%s %s', c.relname,
+	    pg_size_pretty(pg_total_relation_size(c.oid))), ', ' ORDER BY c.relname) FROM pg_class c
+	    WHERE c.relnamespace = 'pinpipe'::regnamespace AND c.relkind = 'r'
+	    AND c.relname IN ('pin_raw', 'geo_raw', 'user_raw', 'pin_clean', 'geo_clean', 'user_clean')")
+	R_SIZES[$key]+="; analytics caches $(pp_psql -c "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid)))
+	    FROM pg_class c WHERE c.relnamespace = 'pinpipe'::regnamespace AND c.relkind = 'r'
+	    AND c.relname LIKE 'analytics%'")"
 	R_PP_ALL[$key]="${rates[*]}"
 	R_CPU[$key]=$(median "${cpus[@]}")
 	R_FIRST_ALL[$key]="${firsts[*]}"
 	R_HWM[$key]=$((hwm / 1024))
 	R_ANON[$key]=$((anon / 1024))
 	R_BATCH[$key]="$D_XACTS ($((m / (D_XACTS > 0 ? D_XACTS : 1))))"
+}
+
+# backend_cpu_sql FILE: psql lines that copy the session's backend's
+# /proc/PID/stat to FILE (its CPU time so far; root runs psql, so it may read
+# /proc), for stat_cpu.
+backend_cpu_sql() {
+	echo "SELECT pg_backend_pid() AS bpid \\gset"
+	echo "\\setenv BPID :bpid"
+	echo "\\! cat /proc/\$BPID/stat > $1"
 }
 
 # export_limit_files RECORDS DIR: the rows pinpipe just stored, as COPY text
@@ -516,10 +525,7 @@ SQL
 	done
 	nb=$(((r + per - 1) / per))
 	{
-		# the COPY backend's CPU time, before and after (root runs psql, so it may read /proc)
-		echo "SELECT pg_backend_pid() AS bpid \\gset"
-		echo "\\setenv BPID :bpid"
-		echo "\\! cat /proc/\$BPID/stat > $dir/cpu0"
+		backend_cpu_sql "$dir/cpu0"
 		for ((i = 0; i < nb; i++)); do
 			s=$(printf '%05d' "$i")
 			echo "BEGIN;"
@@ -527,12 +533,10 @@ SQL
 			for t in pin geo user; do echo "COPY pinpipe.${t}_clean FROM '$dir/clean_$t.$s';"; done
 			echo "COMMIT;"
 		done
-		echo "\\! cat /proc/\$BPID/stat > $dir/cpu1"
+		backend_cpu_sql "$dir/cpu1"
 	} >"$dir/load.sql"
 	{
-		echo "SELECT pg_backend_pid() AS bpid \\gset"
-		echo "\\setenv BPID :bpid"
-		echo "\\! cat /proc/\$BPID/stat > $dir/pcpu0"
+		backend_cpu_sql "$dir/pcpu0"
 		echo "BEGIN;"
 		for t in pin geo user; do
 			for ((i = 0; i < nb; i++)); do echo "COPY bench.pure_${t}_raw FROM '$dir/raw_$t.$(printf '%05d' "$i")';"; done
@@ -541,7 +545,7 @@ SQL
 			for ((i = 0; i < nb; i++)); do echo "COPY bench.pure_${t}_clean FROM '$dir/clean_$t.$(printf '%05d' "$i")';"; done
 		done
 		echo "COMMIT;"
-		echo "\\! cat /proc/\$BPID/stat > $dir/pcpu1"
+		backend_cpu_sql "$dir/pcpu1"
 	} >"$dir/pure.sql"
 	LIMIT_BATCHES=$nb
 }

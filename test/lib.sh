@@ -16,6 +16,10 @@ PP_PACKAGES="build-essential postgresql-$PP_PGVERSION postgresql-server-dev-$PP_
 
 pp_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# The median of the numbers on stdin, one a line (the mean of the middle two
+# for an even count).
+pp_median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
 # Run a command as root: directly when we are root, else through sudo.
 pp_as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
